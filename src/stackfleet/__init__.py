@@ -1,0 +1,1 @@
+"""stackfleet: a fleet-style cluster scheduler on etcd that runs OpenStack roles."""

@@ -1,0 +1,289 @@
+"""The agent: one per machine. It keeps the machine's presence lease, watches the
+machine's schedule, drives the runtime to the desired state and reports states.
+
+Safety: an exclusive unit is started only while this machine holds the unit's
+lease-bound lock, and it is stopped before that lease can expire (see fence.py).
+The shims enforce the same deadline on their own, so a dead or hung agent cannot
+leave an exclusive unit running past it.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..registry.lease import LeaseExpired, LeaseKeeper
+from ..registry.records import MachineRecord, ScheduleEntry, UnitState
+from ..registry.store import Registry
+from ..runtime import ProcessRuntime, ServiceSpec
+from ..unit import UnitInvalid, parse_unit
+from ..runtime.fence import write_fence
+from .fence import FencePolicy
+
+log = logging.getLogger(__name__)
+
+RUNNING = ("active", "activating", "deactivating", "reloading")
+RECONCILE_EVERY = 0.2
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    machine: MachineRecord
+    state_dir: Path
+    shared_dir: Path
+    endpoints: list[str]
+    ttl: int
+
+    @property
+    def fence_file(self) -> Path:
+        return self.state_dir / "fence.json"
+
+    @property
+    def lease_file(self) -> Path:
+        return self.state_dir / "agent.lease"
+
+    @property
+    def hashes_dir(self) -> Path:
+        return self.state_dir / "agent" / "launched"
+
+
+@dataclass
+class _Unit:
+    """What the agent remembers about one unit between reconcile passes."""
+
+    launched_hash: str | None = None  # the body we started and have not been told to stop
+    reported: UnitState | None = None
+    exclusive: bool = False
+    fenced: bool = False
+
+
+class Agent:
+    def __init__(self, registry: Registry, config: AgentConfig, runtime: ProcessRuntime) -> None:
+        self.registry = registry
+        self.config = config
+        self.runtime = runtime
+        self.machine_id = config.machine.id
+        self.policy = FencePolicy.for_ttl(config.ttl)
+        self.keeper = LeaseKeeper(registry.conn, config.ttl, on_renewed=self._on_renewed)
+        self.schedule: dict[str, ScheduleEntry] = {}
+        self.units: dict[str, _Unit] = {}
+        self._specs: dict[str, ServiceSpec] = {}
+        self._wake = asyncio.Event()
+        self._schedule_known = asyncio.Event()  # no reconcile before the first full listing
+        self.fenced = False
+
+    # -- lifecycle ----------------------------------------------------------
+    async def run(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
+        self._adopt_local_units()
+        await self._join()
+        await asyncio.gather(self._keep_lease(), self._watch_schedule(), self._reconcile_loop(), self._fence_watchdog())
+
+    def _adopt_local_units(self) -> None:
+        """Units a previous agent process left running are ours to keep or clean up."""
+        for name in self.runtime.units():
+            marker = self.config.hashes_dir / name
+            unit = self.units.setdefault(name, _Unit())
+            if marker.exists():
+                unit.launched_hash, _, flag = marker.read_text().partition(" ")
+                unit.exclusive = flag == "exclusive"
+            log.info("adopting %s left by an earlier agent", name)
+
+    async def _join(self) -> None:
+        previous = _read_int(self.config.lease_file)
+        if previous and await self.keeper.adopt(previous):
+            log.info("kept lease %x of the previous agent process", previous)
+        else:
+            await self.keeper.grant()
+            self.config.lease_file.write_text(str(self.keeper.lease_id))
+        await self.registry.register_machine(self.config.machine, self.keeper.lease_id)
+        for unit in self.units.values():
+            unit.reported = None  # states died with the old lease, if it expired
+        await self.registry.log_event("machine", "", self.machine_id, f"{self.config.machine.name} joined")
+
+    def _on_renewed(self, sent: float) -> None:
+        write_fence(self.config.fence_file, self.policy.fence(sent))
+        if self.fenced and time.monotonic() < self.policy.stop_at(sent):
+            log.warning("lease renewed again; lifting the fence")
+            self.fenced = False
+            self._wake.set()
+
+    async def _keep_lease(self) -> None:
+        while True:
+            try:
+                await self.keeper.run()
+            except LeaseExpired as err:
+                log.error("%s; fencing and joining again", err)
+                self._fence(kill=True)
+                await self._join()
+                self._wake.set()
+
+    # -- fencing -------------------------------------------------------------
+    async def _fence_watchdog(self) -> None:
+        while True:
+            now = time.monotonic()
+            sent = self.keeper.last_renewal_sent
+            if now >= self.policy.stop_at(sent) and not self.fenced:
+                log.error("no lease renewal for %.1f s: fencing exclusive units", now - sent)
+                self._fence(kill=False)
+            if now >= self.policy.kill_at(sent):
+                self._fence(kill=True)
+            await asyncio.sleep(0.05)
+
+    def _fence(self, kill: bool) -> None:
+        self.fenced = True
+        for name, unit in self.units.items():
+            if not unit.exclusive or unit.launched_hash is None and not kill:
+                continue
+            if kill:
+                if self.runtime.status(name).active in RUNNING:
+                    self.runtime.kill(name)
+            else:
+                self.runtime.stop(name)
+            unit.fenced = True
+
+    # -- schedule -------------------------------------------------------------
+    async def _watch_schedule(self) -> None:
+        base = self.registry.keys.schedule_of(self.machine_id)
+        async for update in self.registry.watch(base):
+            if update.reset:
+                self.schedule = {}
+                changes: list[tuple[bytes, bytes | None]] = list(update.items.items())
+            else:
+                changes = update.changes
+            for key, raw in changes:
+                name = self.registry.parse_schedule_key(key, self.machine_id)
+                if raw is None:
+                    self.schedule.pop(name, None)
+                else:
+                    self.schedule[name] = ScheduleEntry.decode(raw)
+            self._schedule_known.set()
+            self._wake.set()
+
+    async def _reconcile_loop(self) -> None:
+        await self._schedule_known.wait()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), RECONCILE_EVERY)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.reconcile()
+            except Exception:  # one bad pass must not kill the agent; the next pass retries
+                log.exception("reconcile failed")
+                await asyncio.sleep(0.5)
+
+    async def reconcile(self) -> None:
+        self.runtime.reap()
+        for name in sorted(set(self.schedule) | set(self.units) | set(self.runtime.units())):
+            await self._reconcile_unit(name, self.schedule.get(name), self.units.setdefault(name, _Unit()))
+
+    async def _reconcile_unit(self, name: str, entry: ScheduleEntry | None, unit: _Unit) -> None:
+        known = name in self.runtime.units()
+        status = self.runtime.status(name) if known else None
+        running = status is not None and status.active in RUNNING
+        if entry is not None:
+            unit.exclusive = entry.exclusive
+        if unit.fenced and not self.fenced and not running:
+            unit.fenced = False
+            unit.launched_hash = None  # fenced, not stopped on purpose: start it again
+        if entry is None or entry.desired != "launched":
+            if running:
+                if status.active != "deactivating":
+                    self.runtime.stop(name)
+            else:
+                self._forget_launch(name, unit)
+                if unit.exclusive:
+                    await self.registry.release_lock(name, self.machine_id)
+                if entry is None:
+                    if known:
+                        self.runtime.remove(name)
+                    if unit.reported is not None:
+                        await self.registry.clear_state(self.machine_id, name)
+                    self.units.pop(name, None)
+                    return
+        elif unit.launched_hash != entry.hash and not self.fenced:
+            if running:
+                if status.active != "deactivating":
+                    self.runtime.stop(name)  # an old body: restart with the new one once stopped
+            else:
+                await self._launch(name, entry, unit)
+        await self._report(name, entry, unit)
+
+    async def _launch(self, name: str, entry: ScheduleEntry, unit: _Unit) -> None:
+        spec = await self._spec(name, entry.hash)
+        if spec is None:
+            return
+        if entry.exclusive and not await self.registry.acquire_lock(name, self.machine_id, self.keeper.lease_id):
+            return  # the previous holder's lease has not expired yet; retried next pass
+        # The lock may have been won just as renewals began failing: never start past the deadline.
+        if entry.exclusive and time.monotonic() >= self.policy.stop_at(self.keeper.last_renewal_sent):
+            return
+        self.runtime.start(spec, self.config.fence_file if entry.exclusive else None)
+        unit.launched_hash = entry.hash
+        (self.config.hashes_dir / name).write_text(f"{entry.hash} {'exclusive' if entry.exclusive else 'global'}")
+        await self.registry.log_event("started", name, self.machine_id, f"started on {self.config.machine.name}")
+
+    def _forget_launch(self, name: str, unit: _Unit) -> None:
+        unit.launched_hash = None
+        (self.config.hashes_dir / name).unlink(missing_ok=True)
+
+    async def _spec(self, name: str, unit_hash: str) -> ServiceSpec | None:
+        key = f"{name}@{unit_hash}"
+        if key not in self._specs:
+            text = await self.registry.body(unit_hash)
+            if text is None:
+                log.error("%s: body %s is missing from the registry", name, unit_hash)
+                return None
+            try:
+                spec = ServiceSpec.from_unit(parse_unit(text, name))
+            except (UnitInvalid, ValueError) as err:
+                log.error("%s: cannot run it: %s", name, err)
+                return None
+            self._specs[key] = dataclasses.replace(spec, environment={**self._unit_environment(name), **spec.environment})
+        return self._specs[key]
+
+    def _unit_environment(self, name: str) -> dict[str, str]:
+        """What every unit learns about where it runs (the role runner reads these)."""
+        m = self.config.machine
+        venv_bin = str(Path(sys.executable).parent)
+        return {
+            "PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "STACKFLEET_ENDPOINTS": ",".join(self.config.endpoints),
+            "STACKFLEET_PREFIX": self.registry.keys.prefix,
+            "STACKFLEET_MACHINE_ID": m.id,
+            "STACKFLEET_MACHINE_NAME": m.name,
+            "STACKFLEET_PUBLIC_IP": m.public_ip,
+            "STACKFLEET_STATE_DIR": str(self.config.state_dir),
+            "STACKFLEET_SHARED_DIR": str(self.config.shared_dir),
+            "STACKFLEET_UNIT": name,
+        }
+
+    async def _report(self, name: str, entry: ScheduleEntry | None, unit: _Unit) -> None:
+        status = self.runtime.status(name) if name in self.runtime.units() else None
+        state = UnitState(
+            name=name,
+            machine=self.machine_id,
+            hash=entry.hash if entry else "",
+            load="loaded",
+            active=status.active if status else "inactive",
+            sub=status.sub if status else "dead",
+            since=(status.since or "") if status else "",
+            main_pid=(status.main_pid or 0) if status else 0,
+        )
+        if state != unit.reported:
+            await self.registry.report_state(state, self.keeper.lease_id)
+            unit.reported = state
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0

@@ -1,0 +1,141 @@
+"""status, cat, journal, connect: looking at units where they run."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+from ..registry.records import MachineRecord
+from ..registry.store import Registry
+from ..runtime import ProcessRuntime
+from .context import EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, CommandError
+from .view import ClusterView
+
+
+def runtime_of(machine: MachineRecord) -> ProcessRuntime:
+    """The runtime layout an agent keeps under its state dir (see cli.daemons.agent)."""
+    return ProcessRuntime(Path(machine.state_dir) / "runtime")
+
+
+async def _unit_view(registry: Registry, ref: str) -> tuple[ClusterView, str]:
+    view = await ClusterView.load(registry)
+    name = os.path.basename(ref)
+    if name not in view.jobs and not view.states_of(name):
+        raise CommandError(f"no such unit in the cluster: {name} (see `stackfleet list-unit-files`)", EXIT_NO_SUCH_UNIT)
+    return view, name
+
+
+def _unit_machine(view: ClusterView, name: str) -> MachineRecord:
+    for s in view.states_of(name):
+        if s.active == "active" and s.machine in view.machines:
+            return view.machines[s.machine]
+    for machine_id in sorted(view.schedule.get(name, {})):
+        if machine_id in view.machines:
+            return view.machines[machine_id]
+    reason = view.reasons.get(name)
+    raise CommandError(f"{name} is not scheduled to any machine" + (f": {reason}" if reason else ""), EXIT_NOT_ACTIVE)
+
+
+async def cat(registry: Registry, args: argparse.Namespace) -> int:
+    view, name = await _unit_view(registry, args.unit)
+    job = view.jobs.get(name)
+    body = await registry.body(job.hash) if job else None
+    if body is None:
+        raise CommandError(f"{name}: its unit body is missing from the cluster", EXIT_NO_SUCH_UNIT)
+    print(body, end="" if body.endswith("\n") else "\n")
+    return 0
+
+
+async def status(registry: Registry, args: argparse.Namespace) -> int:
+    code = 0
+    for ref in args.units:
+        view, name = await _unit_view(registry, ref)
+        job = view.jobs.get(name)
+        states = view.states_of(name)
+        print(f"● {name}")
+        print(f"   Target: {job.desired if job else 'destroyed'}" + (f" (hash {job.hash[:7]})" if job else ""))
+        if not states:
+            reason = view.reasons.get(name)
+            print("   Active: inactive (dead)" + (f" — not scheduled: {reason}" if reason else ""))
+            code = EXIT_NOT_ACTIVE
+        for s in states:
+            m = view.machines.get(s.machine)
+            print(f"  Machine: {view.label(s.machine)}" + (f" ({m.name})" if m else ""))
+            print(f"   Active: {s.active} ({s.sub})" + (f" since {s.since}" if s.since else ""))
+            if s.main_pid:
+                print(f" Main PID: {s.main_pid}")
+            if m is not None:
+                print()
+                for line in _tail(runtime_of(m).journal_path(name), args.lines):
+                    print(line)
+            if s.active != "active":
+                code = EXIT_NOT_ACTIVE
+        print()
+    return code
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n") for line in deque(f, maxlen=lines)]
+    except FileNotFoundError:
+        return []
+
+
+async def journal(registry: Registry, args: argparse.Namespace) -> int:
+    view, name = await _unit_view(registry, args.unit)
+    machine = _unit_machine(view, name)
+    path = runtime_of(machine).journal_path(name)
+    if not path.exists():
+        return _remote(machine, ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(path)])
+    for line in _tail(path, args.lines):
+        print(line)
+    if args.follow:
+        await _follow(path)
+    return 0
+
+
+async def _follow(path: Path) -> None:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        f.seek(0, os.SEEK_END)
+        while True:
+            line = f.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                await asyncio.sleep(0.2)
+
+
+async def connect(registry: Registry, args: argparse.Namespace) -> int:
+    view = await ClusterView.load(registry)
+    ref = os.path.basename(args.target)
+    machine = view.find_machine(args.target)
+    unit = None
+    if machine is None:
+        if ref not in view.jobs:
+            names = ", ".join(sorted(m.name for m in view.machines.values()))
+            raise CommandError(f"{args.target} is neither a unit nor a machine of the cluster (machines: {names})",
+                               EXIT_NO_SUCH_UNIT)
+        machine, unit = _unit_machine(view, ref), ref
+    env = dict(os.environ, STACKFLEET_MACHINE_NAME=machine.name, STACKFLEET_MACHINE_ID=machine.id,
+               STACKFLEET_PUBLIC_IP=machine.public_ip, PS1=f"{machine.name}:\\w# ")
+    if unit:
+        env["STACKFLEET_UNIT"] = unit
+    command = [c for i, c in enumerate(args.remote_command) if i or c != "--"] or ["bash", "--norc", "-i"]
+    return _remote(machine, command, env)
+
+
+def _remote(machine: MachineRecord, command: list[str], env: dict[str, str] | None = None) -> int:
+    """Run a command on the machine: inside its namespace in the lab, else over ssh as fleetctl does."""
+    if machine.netns and Path(f"/run/netns/{machine.netns}").exists():
+        argv = ["ip", "netns", "exec", machine.netns] + command
+    else:
+        argv = ["ssh", "-t", f"root@{machine.public_ip}", " ".join(shlex.quote(c) for c in command)]
+    sys.stdout.flush()
+    return subprocess.call(argv, env=env)

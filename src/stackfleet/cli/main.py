@@ -1,0 +1,146 @@
+"""The `stackfleet` command: fleetctl's verbs, plus the lab and the OpenStack roles."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from ..registry.connection import EtcdUnavailable
+from ..registry.store import Registry
+from . import daemons, inspect, jobs, listing
+from .context import EXIT_UNAVAILABLE, CommandError, run_with_registry
+from .verify import verify
+
+EPILOG = """\
+examples:
+  stackfleet lab up                         start the built-in 9-machine lab
+  stackfleet start units/controller.service submit, schedule and start; waits until running
+  stackfleet list-units                     where every unit runs, and its state
+  stackfleet journal -f controller.service  follow a unit's output
+  stackfleet lab halt controller-03         pull the power of a machine; watch the unit move
+
+the cluster: --endpoint URL[,URL...] or $STACKFLEET_ENDPOINT; by default the running lab,
+else http://127.0.0.1:2379.
+
+exit codes: 0 ok; 1 bad input or the operation failed (nothing changed on bad input);
+2 usage; 3 unit not running (status); 4 no such unit; 69 etcd unreachable.
+"""
+
+ClusterCommand = Callable[[Registry, argparse.Namespace], object]
+
+
+def _cluster(fn: ClusterCommand) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        return run_with_registry(args.endpoint, lambda registry: fn(registry, args))  # type: ignore[arg-type,return-value]
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--endpoint", "--endpoints", dest="endpoint", default=argparse.SUPPRESS,
+                        metavar="URL[,URL...]", help="etcd endpoints of the cluster")
+    parser = argparse.ArgumentParser(
+        prog="stackfleet", parents=[common], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run OpenStack roles on a cluster of machines, fleet-style, on etcd.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(func=handler)
+        return p
+
+    def table_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-l", "--full", action="store_true", help="do not shorten machine IDs and hashes")
+        p.add_argument("--no-legend", action="store_true", help="do not print the header row")
+        p.add_argument("--fields", help="comma-separated columns to show")
+
+    def block_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--no-block", action="store_true", help="return at once, do not wait for the units")
+        p.add_argument("--block-attempts", type=int, default=0, metavar="N",
+                       help="give up after N attempts (one a second); 0 waits forever (default)")
+
+    table_flags(command("list-machines", "list the machines of the cluster and their metadata",
+                        _cluster(listing.list_machines)))
+    table_flags(command("list-units", "list the units with the machine and state they run in",
+                        _cluster(listing.list_units)))
+    table_flags(command("list-unit-files", "list the submitted units: hash, desired and current state, target",
+                        _cluster(listing.list_unit_files)))
+
+    p = command("submit", "upload unit files to the cluster without scheduling them", _cluster(jobs.submit))
+    p.add_argument("--replace", action="store_true", help="replace units already in the cluster with these versions")
+    p.add_argument("units", nargs="+", metavar="UNIT")
+    for verb, fn, text in (("load", jobs.load, "schedule units to machines without starting them"),
+                           ("start", jobs.start, "submit if needed, schedule and start units")):
+        p = command(verb, text, _cluster(fn))
+        p.add_argument("--replace", action="store_true", help="replace units already in the cluster with these versions")
+        block_flags(p)
+        p.add_argument("units", nargs="+", metavar="UNIT")
+    for verb, fn, text in (("stop", jobs.stop, "stop units; they stay scheduled (loaded)"),
+                           ("unload", jobs.unload, "stop units and unschedule them")):
+        p = command(verb, text, _cluster(fn))
+        block_flags(p)
+        p.add_argument("units", nargs="+", metavar="UNIT")
+    p = command("destroy", "stop units and remove them from the cluster", _cluster(jobs.destroy))
+    p.add_argument("units", nargs="+", metavar="UNIT")
+
+    p = command("status", "show the state of units and the end of their journal", _cluster(inspect.status))
+    p.add_argument("--lines", "-n", type=int, default=10, help="journal lines to show (default 10)")
+    p.add_argument("units", nargs="+", metavar="UNIT")
+    p = command("cat", "print a unit file as the cluster has it", _cluster(inspect.cat))
+    p.add_argument("unit", metavar="UNIT")
+    p = command("journal", "print the output of a unit, from the machine that runs it", _cluster(inspect.journal))
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("--lines", "-n", type=int, default=10, help="lines to show (default 10)")
+    p.add_argument("unit", metavar="UNIT")
+    p = command("connect", "open a shell (or run COMMAND) on the machine of a unit, or on a machine",
+                _cluster(inspect.connect))
+    p.add_argument("target", metavar="UNIT|MACHINE")
+    p.add_argument("remote_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="run this instead of an interactive shell")
+    p = command("verify", "check unit files offline: file:line errors, exit 1 if any is invalid", verify)
+    p.add_argument("--json", action="store_true", help="print the parsed constraints as JSON")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = command("agent", "run the agent of this machine (started by the lab or by systemd)", daemons.agent)
+    p.add_argument("--machine-id", help="default: /etc/machine-id")
+    p.add_argument("--name", help="machine name (default: host name)")
+    p.add_argument("--metadata", action="append", default=[], metavar="K=V[,K=V]",
+                   help="machine metadata for MachineMetadata=, e.g. role=controller (repeatable)")
+    p.add_argument("--public-ip", required=True, help="the address other machines reach this one at")
+    p.add_argument("--state-dir", required=True, help="local state: runtime files, journals")
+    p.add_argument("--shared-dir", required=True, help="storage shared by all machines (NFS in production)")
+    p.add_argument("--ttl", type=int, default=5, help="presence lease TTL in seconds (default 5)")
+    p.add_argument("--netns", help="network namespace of this machine (lab only)")
+    p = command("engine", "run an engine; the elected one places units on machines", daemons.engine)
+    p.add_argument("--name", help="engine name (default: host name)")
+    p.add_argument("--ttl", type=int, default=5, help="leadership lease TTL in seconds (default 5)")
+
+    from ..lab.cli import register as register_lab
+
+    register_lab(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "endpoint"):
+        args.endpoint = None
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as err:
+        print(f"stackfleet: {err}", file=sys.stderr)
+        return err.code
+    except EtcdUnavailable as err:
+        print(f"stackfleet: {err}\n  Is the cluster up? `stackfleet lab up` starts the built-in lab; "
+              "--endpoint or $STACKFLEET_ENDPOINT select another cluster.", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

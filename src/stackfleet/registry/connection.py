@@ -1,0 +1,128 @@
+"""One logical connection to an etcd cluster, failing over across its endpoints.
+
+aetcd talks to a single endpoint. This wrapper owns the current client, moves to
+the next endpoint when a call fails for a reason another member could fix, and
+counts generations so that watches know when to resume on a new client.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable, TypeVar
+from urllib.parse import urlsplit
+
+import aetcd
+import aetcd.exceptions as aexc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors that say "this member cannot answer now", as opposed to "the request is wrong".
+RETRYABLE: tuple[type[BaseException], ...] = (
+    aexc.ConnectionFailedError,
+    aexc.ConnectionTimeoutError,
+    aexc.InternalError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+# A dead peer on a hung TCP connection is only noticed through keepalive pings; etcd's
+# default --grpc-keepalive-min-time is 5 s, so pinging more often would be refused.
+_CHANNEL_OPTIONS = {
+    "grpc.keepalive_time_ms": 5000,
+    "grpc.keepalive_timeout_ms": 2000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+}
+
+
+class EtcdUnavailable(Exception):
+    """No endpoint of the cluster answered."""
+
+    def __init__(self, endpoints: list[str], cause: BaseException | None) -> None:
+        self.endpoints = endpoints
+        self.cause = cause
+        detail = f": {type(cause).__name__} {cause}".rstrip() if cause else ""
+        super().__init__(f"etcd is unreachable at {', '.join(endpoints)}{detail}")
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """'http://10.0.0.1:2379', '10.0.0.1:2379' or '10.0.0.1' -> (host, port)."""
+    url = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
+    if not url.hostname:
+        raise ValueError(f"not an etcd endpoint: {endpoint!r} (expected http://HOST:PORT)")
+    return url.hostname, url.port or 2379
+
+
+class EtcdConnection:
+    def __init__(self, endpoints: list[str], timeout: float = 2.0) -> None:
+        if not endpoints:
+            raise ValueError("at least one etcd endpoint is needed")
+        self.endpoints = list(endpoints)
+        self._addresses = [parse_endpoint(e) for e in endpoints]
+        self.timeout = timeout
+        self._index = 0
+        self._client: aetcd.Client | None = None
+        self.generation = 0
+        self._lock = asyncio.Lock()
+        self.requests = 0  # every RPC sent, for the scale benchmark
+
+    @property
+    def current(self) -> str:
+        return self.endpoints[self._index]
+
+    async def client(self) -> aetcd.Client:
+        if self._client is None:
+            host, port = self._addresses[self._index]
+            client = aetcd.Client(host=host, port=port, timeout=None, options=_CHANNEL_OPTIONS)
+            await client.connect()
+            self._client = client
+        return self._client
+
+    async def failover(self, generation: int) -> None:
+        """Drop the client of `generation` and move to the next endpoint (once per generation)."""
+        async with self._lock:
+            if generation != self.generation:
+                return
+            old, self._client = self._client, None
+            self._index = (self._index + 1) % len(self._addresses)
+            self.generation += 1
+        if old is not None:
+            log.info("etcd: failing over to %s", self.current)
+            await _close_quietly(old)
+
+    async def call(
+        self,
+        op: Callable[[aetcd.Client], Awaitable[T]],
+        timeout: float | None = None,
+        rounds: int = 1,
+    ) -> T:
+        """Run op against the current member; on a retryable failure try the next ones.
+
+        Gives up with EtcdUnavailable after `rounds` passes over all endpoints.
+        """
+        last: BaseException | None = None
+        for _ in range(rounds * len(self._addresses)):
+            generation = self.generation
+            try:
+                client = await self.client()
+                self.requests += 1
+                return await asyncio.wait_for(op(client), timeout or self.timeout)
+            except RETRYABLE as err:
+                last = err
+                await self.failover(generation)
+        raise EtcdUnavailable(self.endpoints, last)
+
+    async def close(self) -> None:
+        old, self._client = self._client, None
+        if old is not None:
+            await _close_quietly(old)
+
+
+async def _close_quietly(client: aetcd.Client) -> None:
+    try:
+        await asyncio.wait_for(client.close(), 2.0)
+    except Exception as err:  # closing a broken channel may fail in many ways; it is gone either way
+        log.debug("etcd: closing client: %r", err)

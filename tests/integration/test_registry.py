@@ -1,0 +1,156 @@
+"""The registry against real etcd on loopback: schema, guards, failover, watch resume."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aetcd import transactions as tx
+
+from stackfleet.registry.connection import EtcdUnavailable
+from stackfleet.registry.lease import LeaseExpired, LeaseKeeper
+from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
+from stackfleet.registry.records import JobRecord, ScheduleEntry
+from stackfleet.registry.store import Registry
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def job(name: str, h: str) -> JobRecord:
+    return JobRecord(name, h, "inactive", {})
+
+
+def test_submit_refuses_a_different_body_unless_replace(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            assert await r.submit(job("a.service", "h1"), "one", False) == "created"
+            assert await r.submit(job("a.service", "h1"), "one", False) == "unchanged"
+            assert await r.submit(job("a.service", "h2"), "two", False) == "exists"
+            assert (await r.job("a.service")).hash == "h1"  # type: ignore[union-attr]
+            await r.set_desired("a.service", "launched")
+            assert await r.submit(job("a.service", "h2"), "two", True) == "replaced"
+            current = await r.job("a.service")
+            assert current is not None and current.hash == "h2" and current.desired == "launched"
+            assert await r.body("h2") == "two"
+
+    run(body())
+
+
+def test_only_the_current_leader_can_commit(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            lease = (await r.conn.call(lambda c: c.lease(30))).id
+            revision = await r.campaign("e1", lease)
+            assert revision is not None
+            assert await r.campaign("e2", lease) is None
+            op = r.schedule_op("a.service", "m1", ScheduleEntry("launched", "h", True))
+            assert await r.commit_as_leader([op], revision)
+            await r.conn.call(lambda c: c.revoke_lease(lease))  # leadership ends with the lease
+            later = await r.campaign("e2", (await r.conn.call(lambda c: c.lease(30))).id)
+            assert later is not None and later != revision
+            stale = r.unschedule_op("a.service", "m1")
+            assert not await r.commit_as_leader([stale], revision)
+            assert "a.service" in await r.schedule()
+
+    run(body())
+
+
+def test_lock_is_exclusive_and_follows_the_lease(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            a = (await r.conn.call(lambda c: c.lease(30))).id
+            b = (await r.conn.call(lambda c: c.lease(30))).id
+            assert await r.acquire_lock("x.service", "ma", a)
+            assert not await r.acquire_lock("x.service", "mb", b)
+            assert await r.acquire_lock("x.service", "ma", b)  # same machine, new lease: rebinds
+            await r.conn.call(lambda c: c.revoke_lease(b))
+            assert await r.acquire_lock("x.service", "mb", a)
+
+    run(body())
+
+
+def test_unreachable_cluster_fails_fast_with_endpoints_named() -> None:
+    dead = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+
+    async def body() -> None:
+        async with Registry.open(dead, timeout=1.0) as r:
+            started = time.monotonic()
+            with pytest.raises(EtcdUnavailable) as info:
+                await r.jobs()
+            assert time.monotonic() - started < 5
+            assert all(e in str(info.value) for e in dead)
+
+    run(body())
+
+
+def test_calls_and_watches_fail_over_when_a_member_dies(etcd_cluster: LocalEtcdCluster) -> None:
+    first = etcd_cluster.members[0]
+
+    async def body() -> None:
+        async with Registry.open(etcd_cluster.endpoints) as r:
+            watch = r.watch(r.keys.jobs())
+            assert (await watch.__anext__()).reset
+            await r.submit(job("a.service", "h1"), "one", False)
+            seen = await watch.__anext__()
+            assert [k for k, _ in seen.changes] == [r.keys.job("a.service")]
+            assert r.conn.current == first.endpoint
+            first.kill()
+            await r.submit(job("b.service", "h2"), "two", False)  # goes to another member
+            assert r.conn.current != first.endpoint
+            names = set()
+            while "b.service" not in names:
+                update = await watch.__anext__()
+                items = update.items if update.reset else dict(update.changes)
+                names |= {k.decode().rsplit("/", 1)[1] for k in items}
+            await watch.aclose()
+
+    run(body())
+
+
+def test_watch_resyncs_in_full_after_compaction(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            watch = r.watch(r.keys.jobs())
+            first = await watch.__anext__()
+            assert first.reset and not first.items
+            # Events after `first` are compacted away before the watch resumes.
+            await r.submit(job("a.service", "h1"), "one", False)
+            got = await watch.__anext__()
+            assert not got.reset
+            await r.submit(job("b.service", "h2"), "two", False)
+            await r.submit(job("c.service", "h3"), "three", False)
+            head = (await r.conn.call(lambda c: c.get_prefix(r.keys.jobs()))).header.revision
+            await r.conn.call(lambda c: c.compact(head))
+            await r.conn.failover(r.conn.generation)  # the stream drops, as on a member failure
+            seen: set[bytes] = set()
+            while not {r.keys.job("b.service"), r.keys.job("c.service")} <= seen:
+                update = await watch.__anext__()
+                if update.reset:
+                    assert set(update.items) == {r.keys.job(n) for n in ("a.service", "b.service", "c.service")}
+                seen |= set(update.items) | {k for k, _ in update.changes}
+            await watch.aclose()
+
+    run(body())
+
+
+def test_lease_keeper_renews_adopts_and_reports_expiry(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            renewals: list[float] = []
+            keeper = LeaseKeeper(r.conn, 2, on_renewed=renewals.append)
+            lease = await keeper.grant()
+            task = asyncio.create_task(keeper.run())
+            await asyncio.sleep(3)  # longer than the TTL: only renewals keep it alive
+            task.cancel()
+            assert len(renewals) >= 3
+            assert keeper.expires_no_earlier_than > time.monotonic()
+            other = LeaseKeeper(r.conn, 2)
+            assert await other.adopt(lease)
+            await r.conn.call(lambda c: c.revoke_lease(lease))
+            with pytest.raises(LeaseExpired):
+                await other.renew()
+            assert not await LeaseKeeper(r.conn, 2).adopt(lease)
+
+    run(body())
