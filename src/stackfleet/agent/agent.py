@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..registry.connection import EtcdUnavailable
 from ..registry.lease import LeaseExpired, LeaseKeeper
 from ..registry.records import MachineRecord, ScheduleEntry, UnitState
 from ..registry.store import Registry
@@ -81,7 +82,7 @@ class Agent:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
         self._adopt_local_units()
-        await self._join()
+        await self._rejoin()
         await asyncio.gather(self._keep_lease(), self._watch_schedule(), self._reconcile_loop(), self._fence_watchdog())
 
     def _adopt_local_units(self) -> None:
@@ -120,8 +121,17 @@ class Agent:
             except LeaseExpired as err:
                 log.error("%s; fencing and joining again", err)
                 self._fence(kill=True)
+                await self._rejoin()
+
+    async def _rejoin(self) -> None:
+        while True:
+            try:
                 await self._join()
                 self._wake.set()
+                return
+            except EtcdUnavailable as err:
+                log.warning("cannot join yet: %s", err)
+                await asyncio.sleep(self.keeper.interval)
 
     # -- fencing -------------------------------------------------------------
     async def _fence_watchdog(self) -> None:
@@ -187,6 +197,9 @@ class Agent:
     async def _reconcile_unit(self, name: str, entry: ScheduleEntry | None, unit: _Unit) -> None:
         known = name in self.runtime.units()
         status = self.runtime.status(name) if known else None
+        if status is not None and status.orphaned:
+            self.runtime.kill(name)  # processes outlived their shim: nothing may start beside them
+            return
         running = status is not None and status.active in RUNNING
         if entry is not None:
             unit.exclusive = entry.exclusive

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
+from ..registry.connection import EtcdUnavailable
 from ..registry.lease import LeaseExpired, LeaseKeeper
 from ..registry.records import EventRecord, JobRecord, MachineRecord, ScheduleEntry
 from ..registry.store import Registry
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 # Changes that arrive within this window are planned together: one plan, few transactions.
 DEBOUNCE = 0.02
 EVENT_TRIM_EVERY = 30.0
+RETRY_PAUSE = 0.5
 
 
 @dataclass
@@ -54,14 +56,18 @@ class Engine:
 
     async def run(self) -> None:
         while True:
-            await self.keeper.grant()
-            keeper = asyncio.create_task(self.keeper.run())
             try:
-                await self._campaign_forever(keeper)
+                await self.keeper.grant()
+                keeper = asyncio.create_task(self.keeper.run())
+                try:
+                    await self._campaign_forever(keeper)
+                finally:
+                    keeper.cancel()
             except LeaseExpired:
                 log.warning("engine %s: lease expired; starting over", self.name)
-            finally:
-                keeper.cancel()
+            except EtcdUnavailable as err:
+                log.warning("engine %s: %s; starting over", self.name, err)
+            await asyncio.sleep(RETRY_PAUSE)
 
     async def _campaign_forever(self, keeper: asyncio.Task[None]) -> None:
         while True:

@@ -22,6 +22,7 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     aexc.ConnectionFailedError,
     aexc.ConnectionTimeoutError,
     aexc.InternalError,
+    aexc.WatchTimeoutError,
     asyncio.TimeoutError,
     ConnectionError,
 )

@@ -1,0 +1,56 @@
+"""Measuring a failover from the outside, as a user would see it: shared by the main job,
+the lab tests and bench/failover.py."""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from .registry.store import Registry
+
+POLL = 0.02
+
+
+@dataclass(frozen=True)
+class FailoverTiming:
+    """Seconds from the fault (time.monotonic() at the halt) to each step."""
+
+    detected: float  # the dead machine's presence expired
+    placed: float  # the engine scheduled the unit elsewhere
+    running: float  # the new machine reports the unit active
+    machine: str  # where it runs now
+
+
+async def where_active(registry: Registry, unit: str) -> list[str]:
+    return sorted(s.machine for s in await registry.states() if s.name == unit and s.active == "active")
+
+
+async def wait_active(registry: Registry, unit: str, timeout: float) -> str:
+    """The machine id where the unit is active, waiting up to timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        machines = await where_active(registry, unit)
+        if machines:
+            return machines[0]
+        await asyncio.sleep(POLL * 5)
+    raise TimeoutError(f"{unit} is not active anywhere after {timeout:.0f} s")
+
+
+async def measure_failover(registry: Registry, unit: str, old_machine: str, fault_at: float,
+                           timeout: float = 120.0) -> FailoverTiming:
+    detected = placed = 0.0
+    deadline = fault_at + timeout
+    while time.monotonic() < deadline:
+        now = time.monotonic() - fault_at
+        if not detected and old_machine not in await registry.machines():
+            detected = now
+        if not placed:
+            entries = (await registry.schedule()).get(unit, {})
+            if any(m != old_machine for m in entries):
+                placed = now
+        if placed:
+            active = [m for m in await where_active(registry, unit) if m != old_machine]
+            if active:
+                return FailoverTiming(detected or now, placed, now, active[0])
+        await asyncio.sleep(POLL)
+    raise TimeoutError(f"{unit} did not come back on another machine within {timeout:.0f} s")

@@ -1,0 +1,106 @@
+"""The processes each lab machine runs, built in this one place.
+
+Pure: given the lab's description it returns argv lists; the supervisor runs them inside the
+machine's namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackfleet.lab.plan import ETCD_CLIENT_PORT, ETCD_PEER_PORT
+
+PROCESS_KINDS: tuple[str, ...] = ("etcd", "engine", "agent")
+
+# Measured: with these a new etcd leader serves writes within 0.5 s of losing the old one.
+ETCD_TUNING: tuple[str, ...] = (
+    "--pre-vote=true",
+    "--heartbeat-interval=20",
+    "--election-timeout=200",
+    "--max-txn-ops=1024",
+    "--auto-compaction-retention=1h",
+)
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str  # also the log file's stem: logs/<name>.log
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MachineContext:
+    """What building a machine's commands needs to know, independent of the lab's storage."""
+
+    name: str
+    role: str
+    machine_id: str
+    mgmt_ip: str
+    state_dir: Path
+    shared_dir: Path
+    endpoints: tuple[str, ...]
+    initial_cluster: str
+    cluster_token: str
+    ttl: int
+    venv: Path
+
+
+def etcd_data_dir(state_dir: Path) -> Path:
+    return state_dir / "etcd"
+
+
+def etcd_argv(m: MachineContext, existing: bool) -> tuple[str, ...]:
+    """The member's command; `existing` when its data dir already holds a member (a restart)."""
+    client = f"http://{m.mgmt_ip}:{ETCD_CLIENT_PORT}"
+    return (
+        "etcd",
+        f"--name={m.name}",
+        f"--data-dir={etcd_data_dir(m.state_dir)}",
+        f"--listen-client-urls={client},http://127.0.0.1:{ETCD_CLIENT_PORT}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls=http://{m.mgmt_ip}:{ETCD_PEER_PORT}",
+        f"--initial-advertise-peer-urls=http://{m.mgmt_ip}:{ETCD_PEER_PORT}",
+        f"--initial-cluster={m.initial_cluster}",
+        f"--initial-cluster-token={m.cluster_token}",
+        f"--initial-cluster-state={'existing' if existing else 'new'}",
+        *ETCD_TUNING,
+    )
+
+
+def machine_processes(
+    m: MachineContext, kinds: tuple[str, ...] = PROCESS_KINDS, etcd_existing: bool = False
+) -> list[ProcessSpec]:
+    """The processes machine `m` runs, restricted to `kinds` (the lab can run etcd alone)."""
+    stackfleet = str(m.venv / "bin" / "stackfleet")
+    endpoints = ",".join(m.endpoints)
+    specs: list[ProcessSpec] = []
+    if m.role == "controller" and "etcd" in kinds:
+        specs.append(ProcessSpec("etcd", etcd_argv(m, etcd_existing)))
+    if m.role == "controller" and "engine" in kinds:
+        specs.append(
+            ProcessSpec(
+                "engine",
+                (stackfleet, "engine", "--endpoints", endpoints, "--name", m.name,
+                 "--ttl", str(m.ttl)),
+            )
+        )
+    if "agent" in kinds:
+        specs.append(
+            ProcessSpec(
+                "agent",
+                (
+                    stackfleet, "agent",
+                    "--machine-id", m.machine_id,
+                    "--name", m.name,
+                    "--metadata", f"role={m.role}",
+                    "--public-ip", m.mgmt_ip,
+                    "--state-dir", str(m.state_dir),
+                    "--shared-dir", str(m.shared_dir),
+                    "--endpoints", endpoints,
+                    "--ttl", str(m.ttl),
+                    "--netns", m.name,
+                ),
+            )
+        )
+    return specs

@@ -1,0 +1,65 @@
+"""The fence file: the agent's promise of how long this machine may still run exclusive units.
+
+The agent rewrites it on each lease renewal; the shim stops its unit at stop_at and must have
+SIGKILLed it by kill_at. Both are time.monotonic() values (CLOCK_MONOTONIC is system-wide).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackfleet.runtime.files import read_json, write_json_atomic
+
+# The shim sends SIGKILL this long before kill_at, so that its own wake-up latency and the
+# kernel's teardown of the processes also fit before the deadline.
+KILL_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class Fence:
+    stop_at: float
+    kill_at: float
+
+
+def write_fence(path: Path, fence: Fence) -> None:
+    write_json_atomic(path, {"stop_at": fence.stop_at, "kill_at": fence.kill_at})
+
+
+def read_fence(path: Path) -> Fence | None:
+    """The fence, or None when the file is missing or malformed (which counts as expired)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Fence(stop_at=float(data["stop_at"]), kill_at=float(data["kill_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class FenceWatch:
+    """Turns successive fence readings into one decision. Once expired it stays expired, and the
+    kill deadline only ever moves earlier: a later renewal cannot undo a stop already begun."""
+
+    def __init__(self) -> None:
+        self.expired = False
+        self.kill_at: float | None = None
+
+    def observe(self, fence: Fence | None, now: float) -> None:
+        if fence is not None and not self.expired and now < fence.stop_at:
+            self.kill_at = fence.kill_at
+            return
+        # A missing fence keeps the last promised kill deadline; with none known, kill now.
+        candidates = [t for t in (self.kill_at, fence.kill_at if fence else None) if t is not None]
+        self.kill_at = min(candidates) if candidates else now
+        self.expired = True
+
+    @property
+    def kill_deadline(self) -> float | None:
+        """When the SIGKILL goes out: kill_at minus the margin, once expired."""
+        if not self.expired or self.kill_at is None:
+            return None
+        return self.kill_at - KILL_MARGIN
+
+    def must_kill(self, now: float) -> bool:
+        deadline = self.kill_deadline
+        return deadline is not None and now >= deadline

@@ -1,0 +1,201 @@
+"""The process runtime: each unit is supervised by its own shim process (see shim.py).
+
+Shims outlive the agent. A new agent finds them through the unit directories and /proc, so
+nothing here depends on being the shim's parent, except reap() for the shims it launched.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import stackfleet
+from stackfleet.runtime import procfs
+from stackfleet.runtime.base import Runtime, UnitStatus
+from stackfleet.runtime.files import read_json, write_json_atomic
+from stackfleet.runtime.layout import ShimConfig, UnitPaths
+from stackfleet.runtime.spec import ServiceSpec
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Like systemd, units get a small, predictable environment rather than the agent's.
+PASSED_VARIABLES = ("PATH", "LANG", "LC_ALL", "HOME", "USER", "LOGNAME", "SHELL", "TZ")
+_FREEZE_ROUNDS = 20
+_SOURCE_ROOT = str(Path(stackfleet.__file__).resolve().parent.parent)
+
+
+def default_base_environment() -> dict[str, str]:
+    env = {key: os.environ[key] for key in PASSED_VARIABLES if key in os.environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+class ProcessRuntime(Runtime):
+    def __init__(self, root_dir: Path, *, hostname: str | None = None,
+                 base_environment: Mapping[str, str] | None = None,
+                 python: str = sys.executable) -> None:
+        self.root_dir = Path(root_dir)
+        self.hostname = hostname or socket.gethostname()
+        self.base_environment = dict(base_environment if base_environment is not None
+                                     else default_base_environment())
+        self.python = python
+        self._shims: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, spec: ServiceSpec, fence_file: Path | None = None) -> None:
+        paths = self._paths(spec.name)
+        self.reap()
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        # A shim launched a moment ago may not hold its lock yet.
+        if spec.name in self._shims or self._locked(paths):
+            return  # its shim is alive; a changed spec needs stop() first
+        if self.status(spec.name).orphaned:
+            # A second copy must never overlap with leftovers of the first.
+            raise RuntimeError(f"processes of {spec.name} outlived its shim: kill() it first")
+        config = ShimConfig(
+            service=spec, hostname=self.hostname,
+            fence_file=str(fence_file) if fence_file is not None else None,
+            base_environment=self.base_environment,
+        )
+        write_json_atomic(paths.spec, config.to_json())
+        # The old status belongs to the previous shim; the new one writes its own at once.
+        paths.status.unlink(missing_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
+        with open(paths.shim_log, "ab") as log:
+            self._shims[spec.name] = subprocess.Popen(
+                [self.python, "-m", "stackfleet.runtime.shim", str(paths.dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd="/",
+                start_new_session=True,
+            )
+
+    def stop(self, name: str) -> None:
+        shim = self._live_shim(name)
+        if shim is not None:
+            procfs.send_signal(shim, signal.SIGTERM)
+
+    def kill(self, name: str) -> None:
+        shim_pid, owned = self._shim_identity(name)
+        if shim_pid is None:
+            return
+        if owned:
+            # A stopped shim can neither restart the unit nor lose track of its children.
+            procfs.send_signal(shim_pid, signal.SIGSTOP)
+        frozen: set[int] = set()
+        # Freeze until the set is closed: a stopped process cannot fork a new one.
+        for _ in range(_FREEZE_ROUNDS):
+            fresh = [p for p in self._members(shim_pid, owned) if p not in frozen]
+            if not fresh:
+                break
+            for pid in fresh:
+                procfs.send_signal(pid, signal.SIGSTOP)
+            frozen.update(fresh)
+        for pid in frozen:
+            procfs.send_signal(pid, signal.SIGKILL)
+        if owned:
+            procfs.send_signal(shim_pid, signal.SIGKILL)
+
+    def status(self, name: str) -> UnitStatus:
+        paths = self._paths(name)
+        data = read_json(paths.status)
+        popen = self._shims.get(name)
+        launching = popen is not None and popen.poll() is None
+        if not isinstance(data, dict):
+            if launching or (paths.dir.is_dir() and self._locked(paths)):
+                # Launched, but the shim has not written its first status yet.
+                return UnitStatus(name=name, active="activating", sub="start-pre",
+                                  shim_pid=popen.pid if popen else None, shim_alive=True)
+            if paths.spec.exists():
+                return UnitStatus(name=name, active="failed", sub="dead", result="shim-died")
+            return UnitStatus(name=name)
+        status = UnitStatus.from_json(data)
+        status.shim_alive = (status.shim_pid is not None
+                             and procfs.is_running(status.shim_pid, status.shim_start_time))
+        if not status.shim_alive:
+            if status.running:
+                status.active, status.sub, status.result = "failed", "dead", "shim-died"
+                status.main_pid = None
+            shim_pid, owned = self._shim_identity(name)
+            status.orphaned = shim_pid is not None and bool(self._members(shim_pid, owned))
+        return status
+
+    def units(self) -> list[str]:
+        units_dir = self.root_dir / "units"
+        if not units_dir.is_dir():
+            return []
+        return sorted(d.name for d in units_dir.iterdir() if (d / "spec.json").exists())
+
+    def reap(self) -> None:
+        for name, popen in list(self._shims.items()):
+            if popen.poll() is not None:
+                del self._shims[name]
+
+    def remove(self, name: str) -> None:
+        paths = self._paths(name)
+        self.reap()
+        if name in self._shims or (paths.dir.is_dir() and self._locked(paths)):
+            raise RuntimeError(f"{name} is still running: stop it before removing it")
+        if self.status(name).orphaned:
+            raise RuntimeError(f"processes of {name} outlived its shim: kill() it first")
+        for path in (paths.spec, paths.status, paths.lock, paths.shim_log):
+            path.unlink(missing_ok=True)
+
+    def journal_path(self, name: str) -> Path:
+        return self._paths(name).journal
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _paths(self, name: str) -> UnitPaths:
+        if not name or "/" in name or "\0" in name or name in (".", ".."):
+            raise ValueError(f"invalid unit name {name!r}")
+        return UnitPaths(self.root_dir / "units" / name)
+
+    @staticmethod
+    def _locked(paths: UnitPaths) -> bool:
+        """True while a shim holds the unit's lock; immune to PID reuse."""
+        try:
+            fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _shim_identity(self, name: str) -> tuple[int | None, bool]:
+        """(shim pid, whether that pid still is our shim, alive or zombie). (pid, False) means
+        the shim is gone and its pid is free; (None, False) that no process can be ours."""
+        data = read_json(self._paths(name).status)
+        popen = self._shims.get(name)
+        if isinstance(data, dict) and data.get("shim_pid"):
+            pid, start_time = int(data["shim_pid"]), data.get("shim_start_time")
+        elif popen is not None:
+            pid, start_time = popen.pid, None  # our unreaped child: its pid cannot be reused
+        else:
+            return None, False
+        stat = procfs.read_stat(pid)
+        if stat is None:
+            return pid, False
+        if start_time is None or stat.start_time == start_time:
+            return pid, True
+        # The pid now names another process, so no session of ours can still have that id.
+        return None, False
+
+    def _live_shim(self, name: str) -> int | None:
+        pid, owned = self._shim_identity(name)
+        stat = procfs.read_stat(pid) if owned and pid is not None else None
+        return pid if stat is not None and stat.alive else None
+
+    @staticmethod
+    def _members(shim_pid: int, owned: bool) -> list[int]:
+        stats = procfs.all_stats()
+        if owned:
+            return [s.pid for s in procfs.unit_processes(shim_pid, stats)]
+        # Without the shim only its session identifies the unit's processes.
+        return [s.pid for s in stats if s.session == shim_pid and s.alive]

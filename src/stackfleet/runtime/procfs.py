@@ -1,0 +1,80 @@
+"""Process facts from /proc. PIDs get reused and PID 1 here reaps orphans late, so a process is
+identified by (pid, start time) and a zombie counts as dead."""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    start_time: int  # clock ticks since boot, field 22 of /proc/PID/stat
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in ("Z", "X", "x")
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(")") + 2 :].split()
+    return ProcStat(
+        pid=pid,
+        state=fields[0],
+        ppid=int(fields[1]),
+        pgrp=int(fields[2]),
+        session=int(fields[3]),
+        start_time=int(fields[19]),
+    )
+
+
+def all_stats() -> list[ProcStat]:
+    stats = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = read_stat(int(entry))
+            if stat is not None:
+                stats.append(stat)
+    return stats
+
+
+def is_running(pid: int, start_time: int | None) -> bool:
+    """True if pid is a live (non-zombie) process and, when given, started at start_time."""
+    stat = read_stat(pid)
+    if stat is None or not stat.alive:
+        return False
+    return start_time is None or stat.start_time == start_time
+
+
+def send_signal(pid: int, signum: int) -> None:
+    """Signal pid; one that has already gone is no error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def unit_processes(shim_pid: int, stats: list[ProcStat]) -> list[ProcStat]:
+    """The live processes of the unit whose shim has shim_pid, the shim excluded: its session
+    (the shim is a session leader, and the session id stays reserved while members live)
+    plus its descendants (daemons that called setsid are reparented to the subreaper shim)."""
+    children: dict[int, list[ProcStat]] = {}
+    for stat in stats:
+        children.setdefault(stat.ppid, []).append(stat)
+    found = {s.pid: s for s in stats if s.session == shim_pid and s.pid != shim_pid}
+    todo = [shim_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child.pid not in found:
+                found[child.pid] = child
+            todo.append(child.pid)
+    return [s for s in found.values() if s.alive]

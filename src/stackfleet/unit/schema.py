@@ -1,0 +1,199 @@
+"""What systemd sections and keys mean: which are known and which values they accept.
+
+Only [Unit], [Service] and [Install] keys are checked against an allow-list; the other
+type sections ([Socket], [Timer], ...) pass through for the runtime (systemd) to judge.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+
+from .errors import Problem, UnitError
+from .names import UnitName
+from .parser import Entry, Section, effective
+from .specifiers import uses_instance
+from .values import parse_environment, parse_exec, parse_timespan
+
+FLEET_SECTION = "X-Fleet"
+COMMON_SECTIONS = ("Unit", "Install", FLEET_SECTION)
+TYPE_SECTIONS = {
+    "service": "Service", "socket": "Socket", "timer": "Timer", "path": "Path",
+    "mount": "Mount", "automount": "Automount", "swap": "Swap", "slice": "Slice",
+    "scope": "Scope", "busname": "BusName",
+}
+
+UNIT_KEYS = frozenset({
+    "Description", "Documentation", "Requires", "Requisite", "Wants", "BindsTo", "PartOf",
+    "Upholds", "Conflicts", "Before", "After", "OnFailure", "OnSuccess", "PropagatesReloadTo",
+    "ReloadPropagatedFrom", "JoinsNamespaceOf", "RequiresMountsFor", "OnFailureJobMode",
+    "IgnoreOnIsolate", "StopWhenUnneeded", "RefuseManualStart", "RefuseManualStop",
+    "AllowIsolate", "DefaultDependencies", "CollectMode", "FailureAction", "SuccessAction",
+    "JobTimeoutSec", "JobRunningTimeoutSec", "JobTimeoutAction", "StartLimitIntervalSec",
+    "StartLimitBurst", "StartLimitAction", "RebootArgument", "SourcePath",
+})
+SERVICE_KEYS = frozenset({
+    "Type", "ExitType", "RemainAfterExit", "GuessMainPID", "PIDFile", "BusName",
+    "ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop",
+    "ExecStopPost", "RestartSec", "TimeoutStartSec", "TimeoutStopSec", "TimeoutAbortSec",
+    "TimeoutSec", "RuntimeMaxSec", "WatchdogSec", "Restart", "SuccessExitStatus",
+    "RestartPreventExitStatus", "RestartForceExitStatus", "PermissionsStartOnly",
+    "NotifyAccess", "Environment", "EnvironmentFile", "PassEnvironment", "UnsetEnvironment",
+    "WorkingDirectory", "RootDirectory", "User", "Group", "SupplementaryGroups", "UMask",
+    "Nice", "OOMScoreAdjust", "KillMode", "KillSignal", "RestartKillSignal", "FinalKillSignal",
+    "SendSIGKILL", "SendSIGHUP", "StandardInput", "StandardOutput", "StandardError",
+    "SyslogIdentifier", "SyslogFacility", "SyslogLevel", "TasksMax", "MemoryMax", "MemoryLimit",
+    "CPUQuota", "CPUShares", "CPUWeight", "Slice", "Delegate", "PrivateTmp", "ProtectSystem",
+    "ProtectHome", "NoNewPrivileges", "StartLimitInterval", "StartLimitBurst",
+})
+INSTALL_KEYS = frozenset({"WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also", "DefaultInstance"})
+KEY_PATTERNS: dict[str, tuple[str, ...]] = {
+    "Unit": ("Condition", "Assert"),
+    "Service": ("Limit",),
+}
+KNOWN_KEYS = {"Unit": UNIT_KEYS, "Service": SERVICE_KEYS, "Install": INSTALL_KEYS}
+
+RESTART_VALUES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
+TYPE_VALUES = ("simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload", "idle")
+KILL_MODES = ("control-group", "mixed", "process", "none")
+TIMESPAN_KEYS = ("RestartSec", "TimeoutStartSec", "TimeoutStopSec", "TimeoutSec")
+BOOLEAN_KEYS = ("RemainAfterExit", "GuessMainPID")
+EXEC_KEYS = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload",
+             "ExecStop", "ExecStopPost")
+TRUE_WORDS = frozenset({"1", "yes", "y", "true", "t", "on"})
+FALSE_WORDS = frozenset({"0", "no", "n", "false", "f", "off"})
+
+
+def parse_bool(text: str) -> bool:
+    """systemd's boolean words; raises Problem otherwise."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise Problem(f"{text!r} is not a boolean", "use true or false; yes/no, on/off and 1/0 work too")
+
+
+def did_you_mean(word: str, candidates: Iterable[str], show: str = "{}") -> str | None:
+    """A hint naming the closest candidate (written through show), preferring a match
+    that differs only in case."""
+    pool = sorted(candidates)
+    for candidate in pool:
+        if candidate.lower() == word.lower():
+            return f"did you mean {show.format(candidate)}? names are case-sensitive"
+    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    return f"did you mean {show.format(close[0])}?" if close else None
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[str], object]:
+    def check(value: str) -> object:
+        if value not in allowed:
+            raise Problem(f"{value!r} is not a valid value", "use one of " + ", ".join(allowed))
+        return value
+    return check
+
+
+def _timespan(value: str) -> float:
+    try:
+        return parse_timespan(value)
+    except ValueError as exc:
+        raise Problem(str(exc), "write a time span such as 5s, 500ms, 1min 30s or infinity") from None
+
+
+def _boolean(value: str) -> bool:
+    return parse_bool(value)
+
+
+def _command(value: str) -> object:
+    try:
+        return parse_exec(value)
+    except ValueError as exc:
+        raise Problem(str(exc), "see 'Command lines' in systemd.service(5)") from None
+
+
+def _environment(value: str) -> object:
+    try:
+        return parse_environment([value])
+    except ValueError as exc:
+        raise Problem(str(exc), 'write Environment="NAME=value" "OTHER=value"') from None
+
+
+VALUE_CHECKS: dict[str, Callable[[str], object]] = {
+    "Restart": _one_of(RESTART_VALUES),
+    "Type": _one_of(TYPE_VALUES),
+    "KillMode": _one_of(KILL_MODES),
+    "Environment": _environment,
+    **{key: _timespan for key in TIMESPAN_KEYS},
+    **{key: _boolean for key in BOOLEAN_KEYS},
+    **{key: _command for key in EXEC_KEYS},
+}
+
+
+def allowed_sections(name: UnitName) -> tuple[str, ...]:
+    own = TYPE_SECTIONS.get(name.unit_type)
+    return COMMON_SECTIONS + ((own,) if own else ())
+
+
+def _section_errors(section: Section, name: UnitName, path: str) -> list[UnitError]:
+    allowed = allowed_sections(name)
+    if section.name in allowed:
+        return []
+    near_fleet = section.name.lower() == FLEET_SECTION.lower() or difflib.get_close_matches(
+        section.name, [FLEET_SECTION], n=1, cutoff=0.8)
+    if section.name.startswith("X-") and not near_fleet:
+        return []  # systemd ignores extension sections; so do we
+    if section.name in TYPE_SECTIONS.values():
+        hint = f"a .{name.unit_type} unit has no [{section.name}] section; check the unit's name"
+    else:
+        hint = did_you_mean(section.name, allowed, "[{}]") or "sections are " + ", ".join(
+            f"[{s}]" for s in allowed)
+    return [UnitError(path, section.line, f"unknown section [{section.name}]", hint)]
+
+
+def _key_known(section: str, key: str) -> bool:
+    if key in KNOWN_KEYS[section]:
+        return True
+    return any(key.startswith(p) and len(key) > len(p) for p in KEY_PATTERNS.get(section, ()))
+
+
+def _entry_errors(section: str, entry: Entry, name: UnitName, path: str) -> list[UnitError]:
+    if section in KNOWN_KEYS and not _key_known(section, entry.key):
+        hint = did_you_mean(entry.key, KNOWN_KEYS[section]) or f"see systemd.{section.lower()}(5)"
+        return [UnitError(path, entry.line, f"unknown setting {entry.key}= in [{section}]", hint)]
+    check = VALUE_CHECKS.get(entry.key) if section == "Service" else None
+    if check is None or entry.raw == "":
+        return []
+    if name.is_template and uses_instance(entry.raw):
+        return []  # judged once the template is instantiated
+    if "%" in entry.raw and entry.value == entry.raw:
+        return []  # expansion failed (it always removes a '%'); that error is already reported
+    try:
+        check(entry.value)
+    except Problem as p:
+        return [UnitError(path, entry.line, f"{entry.key}={entry.raw}: {p.message}", p.hint)]
+    return []
+
+
+def _service_errors(service: Section | None, path: str) -> list[UnitError]:
+    entries = list(service.entries) if service else []
+    starts = effective([e for e in entries if e.key == "ExecStart"])
+    line = service.line if service else 0
+    if not starts:
+        return [UnitError(path, line, "service has no ExecStart=",
+                          "add ExecStart=/path/to/program to the [Service] section")]
+    types = effective([e for e in entries if e.key == "Type"])
+    if len(starts) > 1 and (not types or types[-1].value != "oneshot"):
+        return [UnitError(path, starts[1].line, "more than one ExecStart= in a service that is not Type=oneshot",
+                          "keep one ExecStart=, move the others to ExecStartPre=/ExecStartPost=")]
+    return []
+
+
+def schema_errors(sections: tuple[Section, ...], name: UnitName, path: str) -> list[UnitError]:
+    """Unknown sections and keys, bad values of the keys we know, a service without ExecStart=."""
+    errors: list[UnitError] = []
+    for section in sections:
+        errors += _section_errors(section, name, path)
+        for entry in section.entries:
+            errors += _entry_errors(section.name, entry, name, path)
+    if name.unit_type == "service":
+        errors += _service_errors(next((s for s in sections if s.name == "Service"), None), path)
+    return errors

@@ -1,0 +1,143 @@
+"""The cluster core under real faults on the lab: machine kill, partition, etcd leader
+loss, agent restart, and bad input. Real etcd, real agents and engines, real processes."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from stackfleet.failover import measure_failover, wait_active, where_active
+from stackfleet.lab import ops
+from stackfleet.lab.state import LabInfo
+from stackfleet.registry.store import Registry
+
+from .faults import EXAMPLES, beacon_runs, cli, kill, machine_processes, overlaps, with_registry
+
+pytestmark = pytest.mark.lab
+UNIT = "beacon.service"
+
+
+@pytest.fixture
+def beacon(lab: LabInfo) -> Iterator[str]:
+    """The exclusive sample unit running; yields the name of its machine; destroyed after."""
+    if "agent" not in lab.processes:
+        pytest.skip("this lab runs no agents")
+    log = Path(lab.shared_dir) / "beacon.log"
+    log.unlink(missing_ok=True)
+    done = cli(lab, "start", "--block-attempts", "60", str(EXAMPLES / UNIT))
+    assert done.returncode == 0, done.stderr
+    machine_id = with_registry(lab, lambda r: wait_active(r, UNIT, 30))
+    yield machine_name(lab, machine_id)
+    cli(lab, "destroy", UNIT)
+    with_registry(lab, lambda r: _wait_gone(r, UNIT))
+
+
+async def _wait_gone(registry: Registry, unit: str) -> None:
+    deadline = time.monotonic() + 30
+    while await where_active(registry, unit) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+
+def machine_name(lab: LabInfo, machine_id: str) -> str:
+    return next(m.name for m in lab.machines if m.machine_id == machine_id)
+
+
+def test_kill_moves_the_exclusive_unit_to_another_controller(lab: LabInfo, beacon: str) -> None:
+    fault_at = time.monotonic()
+    ops.halt(Path(lab.root), beacon)
+    old_id = lab.machine(beacon).machine_id  # type: ignore[union-attr]
+    timing = with_registry(lab, lambda r: measure_failover(r, UNIT, old_id, fault_at, timeout=60))
+    new = lab.machine(machine_name(lab, timing.machine))
+    assert new is not None and new.role == "controller" and new.name != beacon
+    assert timing.detected <= lab.ttl + 2, timing
+    assert timing.running < lab.ttl + 10, timing
+    listing = cli(lab, "list-units")
+    assert UNIT in listing.stdout and new.mgmt_ip in listing.stdout
+
+
+def test_partition_stops_the_old_copy_before_the_new_one_starts(lab: LabInfo, beacon: str) -> None:
+    old_pids = machine_processes(lab, beacon, "beacon.log")
+    assert old_pids, "the beacon's shell should run on its machine"
+    fault_at = time.monotonic()
+    ops.partition(Path(lab.root), beacon)
+    try:
+        # The machine's processes live on: only its links are down.
+        assert machine_processes(lab, beacon, "stackfleet agent")
+        old_id = lab.machine(beacon).machine_id  # type: ignore[union-attr]
+        timing = with_registry(lab, lambda r: measure_failover(r, UNIT, old_id, fault_at, timeout=60))
+        assert machine_name(lab, timing.machine) != beacon
+        assert not machine_processes(lab, beacon, "beacon.log"), "the cut-off copy must be fenced"
+    finally:
+        ops.heal(Path(lab.root), beacon)
+    time.sleep(lab.ttl)  # the healed machine rejoins; it must not start its old copy again
+    runs = beacon_runs(Path(lab.shared_dir) / "beacon.log")
+    machines = [r.machine for r in runs]
+    assert machines[0] == beacon and len(runs) == 2, runs
+    assert overlaps(runs) == [], runs
+    fenced, successor = runs
+    assert successor.start - fenced.end > 0, (fenced, successor)
+    assert time.time() - successor.end < 2, "the new copy is still running"
+
+
+def _etcd_leader(lab: LabInfo, etcdctl) -> str:  # type: ignore[no-untyped-def]
+    out = etcdctl("endpoint", "status", "--write-out=fields").stdout
+    blocks = out.split('"Endpoint" : ')[1:]
+    for block in blocks:
+        endpoint = block.split("\n")[0].strip().strip('"')
+        fields = dict(line.split(" : ", 1) for line in block.splitlines()[1:] if " : " in line)
+        if fields.get('"Leader"') == fields.get('"MemberID"'):
+            ip = endpoint.split("//")[1].split(":")[0]
+            return next(m.name for m in lab.machines if m.mgmt_ip == ip)
+    raise AssertionError(f"no etcd leader in: {out}")
+
+
+def test_etcd_leader_loss_keeps_units_running_and_in_place(lab: LabInfo, beacon: str, etcdctl) -> None:  # type: ignore[no-untyped-def]
+    leader = _etcd_leader(lab, etcdctl)
+    before = with_registry(lab, lambda r: r.schedule())
+    kill(machine_processes(lab, leader, "etcd --name"))
+    time.sleep(2 * lab.ttl)  # several lease renewals and fence deadlines pass
+    after = with_registry(lab, lambda r: r.schedule())
+    assert after.get(UNIT) == before.get(UNIT), "nothing may be rescheduled"
+    assert with_registry(lab, lambda r: where_active(r, UNIT)) == [lab.machine(beacon).machine_id]  # type: ignore[union-attr]
+    runs = beacon_runs(Path(lab.shared_dir) / "beacon.log")
+    assert len(runs) == 1 and time.time() - runs[0].end < 2, runs
+    ops.up_machine(Path(lab.root), leader)  # the member comes back and rejoins
+
+
+def test_restarted_agent_adopts_its_units_without_a_second_copy(lab: LabInfo, beacon: str) -> None:
+    shells = machine_processes(lab, beacon, "beacon.log")
+    kill(machine_processes(lab, beacon, "stackfleet agent"))
+    ops.up_machine(Path(lab.root), beacon)  # starts what is missing: the agent
+    time.sleep(2 * lab.ttl)
+    assert machine_processes(lab, beacon, "stackfleet agent")
+    assert machine_processes(lab, beacon, "beacon.log") == shells, "the same process keeps running"
+    runs = beacon_runs(Path(lab.shared_dir) / "beacon.log")
+    assert len(runs) == 1 and time.time() - runs[0].end < 2, runs
+    assert with_registry(lab, lambda r: where_active(r, UNIT)) == [lab.machine(beacon).machine_id]  # type: ignore[union-attr]
+
+
+def test_bad_input_is_refused_with_file_and_line_and_changes_nothing(lab: LabInfo, tmp_path: Path) -> None:
+    malformed = tmp_path / "broken.service"
+    malformed.write_text("[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role\n")
+    impossible = tmp_path / "nowhere.service"
+    impossible.write_text("[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nMachineMetadata=role=mainframe\n")
+    conflicting = tmp_path / "both.service"
+    conflicting.write_text("[Service]\nExecStart=/bin/true\n[X-Fleet]\nGlobal=true\nMachineOf=beacon.service\n")
+
+    def snapshot(r: Registry):  # type: ignore[no-untyped-def]
+        async def get():  # type: ignore[no-untyped-def]
+            return await r.jobs(), await r.schedule(), await r.reasons()
+        return get()
+
+    before = with_registry(lab, snapshot)
+    for path, line in ((malformed, 4), (impossible, 5), (conflicting, 5)):
+        result = cli(lab, "start", str(path))
+        assert result.returncode == 1, result
+        assert f"{path}:{line}:" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    together = cli(lab, "start", str(EXAMPLES / "probe.service"), str(malformed))
+    assert together.returncode == 1 and "nothing was changed" in together.stderr
+    assert with_registry(lab, snapshot) == before

@@ -1,0 +1,125 @@
+import configparser
+from pathlib import Path
+
+import pytest
+
+from stackfleet.openstack import configs, settings
+from stackfleet.openstack.layout import SharedLayout
+
+
+def make_site(ha_mode="L3_HA", controller="10.9.0.5", address="10.9.0.7"):
+    raw = dict(settings.DEFAULTS, ha_mode=ha_mode)
+    raw.update(settings.missing_defaults(raw))
+    return configs.Site(settings=settings.parse(raw), controller=controller, address=address,
+                        host="compute-01", shared=SharedLayout(Path("/shared")),
+                        state=Path("/state"), venv=Path("/venv"))
+
+
+def ini(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    return parser
+
+
+def test_render_ini_formats_booleans_and_paths():
+    text = configs.render_ini({"a": {"x": True, "y": False, "p": Path("/q")}})
+    assert ini(text)["a"]["x"] == "true" and ini(text)["a"]["y"] == "false"
+    assert ini(text)["a"]["p"] == "/q"
+
+
+def test_controller_services_point_at_the_controller_address():
+    site = make_site()
+    nova = ini(configs.nova_conf(site))
+    assert "@10.9.0.5:3306/nova?" in nova["database"]["connection"]
+    assert "@10.9.0.5:3306/nova_api?" in nova["api_database"]["connection"]
+    assert nova["DEFAULT"]["transport_url"].endswith("@10.9.0.5:5672/")
+    assert nova["keystone_authtoken"]["auth_url"] == "http://10.9.0.5:5000/v3"
+    assert nova["DEFAULT"]["my_ip"] == "10.9.0.7"
+    pw = site.settings.password("nova_db_password")
+    assert f"nova:{pw}@" in nova["database"]["connection"]
+
+
+def test_nova_compute_has_no_database_and_uses_the_fake_driver_on_shared_storage():
+    compute = ini(configs.nova_compute_conf(make_site()))
+    assert not compute.has_section("database") and not compute.has_section("api_database")
+    assert compute["DEFAULT"]["compute_driver"] == "fake.FakeDriverWithoutFakeNodes"
+    assert compute["DEFAULT"]["host"] == "compute-01"
+    assert compute["DEFAULT"]["instances_path"] == "/shared/nova/instances"
+    assert compute["DEFAULT"]["state_path"] == "/state/nova"
+
+
+def test_libvirt_is_the_alternative_and_unknown_drivers_are_refused():
+    compute = ini(configs.nova_compute_conf(make_site(), "libvirt"))
+    assert compute["DEFAULT"]["compute_driver"] == "libvirt.LibvirtDriver"
+    assert compute["libvirt"]["virt_type"] == "kvm"
+    with pytest.raises(ValueError, match="fake"):
+        configs.nova_compute_conf(make_site(), "docker")
+
+
+@pytest.mark.parametrize("mode,distributed,ha", [("DVR", "true", "false"),
+                                                 ("L3_HA", "false", "true")])
+def test_neutron_router_options_follow_ha_mode(mode, distributed, ha):
+    neutron = ini(configs.neutron_conf(make_site(mode)))
+    assert neutron["DEFAULT"]["router_distributed"] == distributed
+    assert neutron["DEFAULT"]["l3_ha"] == ha
+    agent = ini(configs.openvswitch_agent_ini(make_site(mode), "compute"))
+    assert agent["agent"]["enable_distributed_routing"] == distributed
+
+
+@pytest.mark.parametrize("mode,role,agent_mode", [
+    ("DVR", "network", "dvr_snat"), ("DVR", "compute", "dvr"),
+    ("L3_HA", "network", "legacy"), ("L3_HA", "compute", "legacy")])
+def test_l3_agent_mode(mode, role, agent_mode):
+    assert configs.l3_agent_mode(mode, role) == agent_mode
+    l3 = ini(configs.l3_agent_ini(make_site(mode), role))
+    assert l3["DEFAULT"]["agent_mode"] == agent_mode
+
+
+def test_ml2_lists_the_fallback_driver_only_when_asked_and_last():
+    assert ini(configs.ml2_conf(make_site(), False))["ml2"]["mechanism_drivers"] == \
+        "openvswitch,l2population"
+    drivers = ini(configs.ml2_conf(make_site(), True))["ml2"]["mechanism_drivers"].split(",")
+    assert drivers[-1] == "stackfleet_fallback" and drivers[0] == "openvswitch"
+
+
+def test_ovs_agent_uses_the_userspace_datapath_and_own_ovsdb():
+    agent = ini(configs.openvswitch_agent_ini(make_site(), "network"))
+    assert agent["ovs"]["datapath_type"] == "netdev"
+    assert agent["ovs"]["ovsdb_connection"] == "unix:/state/ovs/db.sock"
+    assert agent["ovs"]["bridge_mappings"] == "external:br-ex"
+    assert "bridge_mappings" not in ini(configs.openvswitch_agent_ini(make_site(), "compute"))["ovs"]
+
+
+def test_glance_stores_images_on_shared_storage_and_keystone_keys_too():
+    site = make_site()
+    assert ini(configs.glance_api_conf(site))["fs"]["filesystem_store_datadir"] == \
+        "/shared/glance/images"
+    keystone = ini(configs.keystone_conf(site))
+    assert keystone["fernet_tokens"]["key_repository"] == "/shared/keystone/fernet-keys"
+
+
+def test_metadata_secret_is_the_same_on_both_sides():
+    site = make_site()
+    secret = site.settings.password("metadata_secret")
+    assert ini(configs.nova_conf(site))["neutron"]["metadata_proxy_shared_secret"] == secret
+    assert ini(configs.metadata_agent_ini(site))["DEFAULT"]["metadata_proxy_shared_secret"] == secret
+
+
+def test_credentials_carry_the_generated_admin_password():
+    site = make_site()
+    pw = site.settings.password("admin_password")
+    assert f'password: "{pw}"' in configs.clouds_yaml(site.settings, "10.9.0.5")
+    rc = configs.openrc(site.settings, "10.9.0.5")
+    assert f"OS_PASSWORD={pw}" in rc and "OS_AUTH_URL=http://10.9.0.5:5000/v3" in rc
+    assert "adminpass" not in rc
+
+
+def test_site_round_trips_through_json_data():
+    site = make_site("DVR")
+    assert configs.site_from_dict(configs.site_to_dict(site)) == site
+
+
+def test_rabbitmq_user_comes_from_the_settings():
+    site = make_site()
+    text = configs.rabbitmq_conf(site)
+    assert f"default_pass = {site.settings.password('rabbit_password')}" in text
