@@ -65,7 +65,7 @@ def agent(args: argparse.Namespace) -> int:
     async def main() -> None:
         registry = Registry.open(endpoints, os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
         try:
-            await Agent(registry, config, ProcessRuntime(state_dir / "runtime")).run()
+            await Agent(registry, config, ProcessRuntime(state_dir / "runtime", hostname=machine.name)).run()
         finally:
             await registry.close()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..registry.records import MachineRecord
 from ..registry.store import Registry
 from ..runtime import ProcessRuntime
+from ..unit import UnitInvalid, parse_unit
 from .context import EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, CommandError
 from .view import ClusterView
 
@@ -57,7 +58,9 @@ async def status(registry: Registry, args: argparse.Namespace) -> int:
         view, name = await _unit_view(registry, ref)
         job = view.jobs.get(name)
         states = view.states_of(name)
-        print(f"● {name}")
+        body = await registry.body(job.hash) if job else None
+        description = _description(name, body) if body else ""
+        print(f"● {name}" + (f" - {description}" if description else ""))
         print(f"   Target: {job.desired if job else 'destroyed'}" + (f" (hash {job.hash[:7]})" if job else ""))
         if not states:
             reason = view.reasons.get(name)
@@ -77,6 +80,13 @@ async def status(registry: Registry, args: argparse.Namespace) -> int:
                 code = EXIT_NOT_ACTIVE
         print()
     return code
+
+
+def _description(name: str, body: str) -> str:
+    try:
+        return " ".join(parse_unit(body, name).get("Unit", "Description"))
+    except UnitInvalid:
+        return ""
 
 
 def _tail(path: Path, lines: int) -> list[str]:

@@ -67,6 +67,8 @@ class Engine:
                 log.warning("engine %s: lease expired; starting over", self.name)
             except EtcdUnavailable as err:
                 log.warning("engine %s: %s; starting over", self.name, err)
+            except Exception:  # a daemon must outlive one bad plan; the log says what broke
+                log.exception("engine %s: failed; starting over", self.name)
             await asyncio.sleep(RETRY_PAUSE)
 
     async def _campaign_forever(self, keeper: asyncio.Task[None]) -> None:
