@@ -5,9 +5,11 @@ Run: .venv/bin/python bench/plan_speed.py [--runs N]
 Three cases per size:
   new     every unit submitted and unscheduled (the cluster benchmark's first plan);
   steady  the same jobs after the plan was applied (nothing to do, the engine's usual plan);
-  lost    steady, then 10% of the machines die (their units are re-placed).
-The job mix: 1/3 without constraints, 1/3 MachineMetadata role=compute, 1/3 role=controller|network,
-plus 2% template instances with Conflicts=db@*.service and 1% MachineOf one of them.
+  lost    steady, then 10% of the machines die (their units are re-placed);
+  spread  every unit a template instance, 100 per template, Conflicts=<template>@*.service
+          (the slow path: each instance must avoid the machines of its siblings).
+The job mix of new/steady/lost: 1/3 without constraints, 1/3 MachineMetadata role=compute,
+1/3 role=controller|network, plus 2% instances with Conflicts=db@*.service and 1% MachineOf one.
 """
 from __future__ import annotations
 
@@ -49,6 +51,11 @@ def jobs(count: int) -> dict[str, Job]:
     return out
 
 
+def spread_jobs(count: int) -> dict[str, Job]:
+    names = [(f"t{i // 100:03d}@{i % 100}.service", f"t{i // 100:03d}@*.service") for i in range(count)]
+    return {name: Job(name, "launched", Constraints(conflicts=(pattern,))) for name, pattern in names}
+
+
 def timed(snapshot: Snapshot, runs: int) -> tuple[list[float], int]:
     times = []
     for _ in range(runs):
@@ -69,7 +76,8 @@ def main() -> None:
             steady = apply(new, plan(new))
             alive = {m: v for i, (m, v) in enumerate(sorted(steady.machines.items())) if i % 10}
             lost = Snapshot(alive, steady.jobs, steady.schedule, steady.reasons)
-            for case, snapshot in (("new", new), ("steady", steady), ("lost", lost)):
+            spread = Snapshot(new.machines, spread_jobs(n_units))
+            for case, snapshot in (("new", new), ("steady", steady), ("lost", lost), ("spread", spread)):
                 times, count = timed(snapshot, runs)
                 print(f"{n_machines:>8} {n_units:>6} {case:<6} {count:>7}   "
                       f"{min(times):.3f} / {statistics.median(times):.3f} / {max(times):.3f}")

@@ -351,6 +351,13 @@ def test_replacing_unit_ignores_the_replaced_units_conflicts() -> None:
     assert where(after, "old") == {}
 
 
+def test_replacing_unit_ignores_its_own_conflicts_with_the_replaced_one() -> None:
+    s = snap(machines("m1"), job("new", replaces=("old",), conflicts=("ol*",)), job("old"),
+             schedule={"old": {"m1": "launched"}})
+    _, after = settle(s)
+    assert after.schedule == {"new": {"m1": "launched"}}
+
+
 def test_replaced_unit_elsewhere_stays_put() -> None:
     s = snap(machines("m1", "m2"), job("new", replaces=("old",)), job("old"), schedule={"old": {"m2": "launched"}})
     actions, _ = settle(s)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import random
 from typing import Mapping
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stackfleet.engine.model import Job, Machine, Snapshot, apply
+from stackfleet.engine import planner
 from stackfleet.engine.planner import plan, planning_order
 from stackfleet.unit.model import Constraints
 from stackfleet.unit.patterns import glob_matches
@@ -190,19 +192,22 @@ def test_healthy_placements_are_not_moved(s: Snapshot) -> None:
 
 
 @st.composite
-def crowded_snapshots(draw: st.DrawFn) -> Snapshot:
-    """More machines and units, constraints that do not tie units together: heap territory."""
-    ids = [f"m{i:02d}" for i in range(12)]
+def crowded_snapshots(draw: st.DrawFn, tied: bool = False) -> Snapshot:
+    """More machines and units: heap territory. Only `tied` ones have Conflicts and Replaces."""
+    ids = [f"m{i:02d}" for i in range(24)]
     live = draw(st.lists(st.sampled_from(ids), unique=True, min_size=1))
     machines = {m: Machine(m, draw(metadata_values)) for m in live}
-    units = [f"u{i:02d}" for i in range(30)]
+    units = [f"t{t}@{i}" for t in range(3) for i in range(10)]
+    patterns = st.sampled_from(["t0@*", "t1@*", "t*", "t2@1", "t?@[0-4]"])
     jobs = {}
     for name in draw(st.lists(st.sampled_from(units), unique=True)):
         if draw(st.integers(0, 5)) == 0:
             c = Constraints(global_=True, machine_metadata=draw(metadata_constraint))
         else:
             c = Constraints(machine_id=draw(st.none() | st.none() | st.none() | st.sampled_from(ids)),
-                            machine_metadata=draw(metadata_constraint))
+                            machine_metadata=draw(metadata_constraint),
+                            conflicts=tuple(draw(st.lists(patterns, max_size=2, unique=True))) if tied else (),
+                            replaces=(draw(st.sampled_from(units)),) if tied and draw(st.integers(0, 5)) == 0 else ())
         jobs[name] = Job(name, draw(desired), c)
     schedule = draw(st.dictionaries(
         st.sampled_from(units), st.dictionaries(st.sampled_from(ids), entry_state, min_size=1, max_size=3)))
@@ -241,6 +246,21 @@ def reference_schedule(s: Snapshot) -> dict[str, dict[str, str]]:
 @given(crowded_snapshots())
 def test_least_loaded_placement_matches_a_plain_reference(s: Snapshot) -> None:
     assert apply(s, plan(s)).schedule == reference_schedule(s)
+
+
+@common
+@given(crowded_snapshots(tied=True))
+def test_heap_placement_equals_a_linear_scan(s: Snapshot) -> None:
+    """The heaps are a speed-up only: scanning every candidate machine must give the same plan."""
+    fast = plan(s)
+    with patch.object(planner, "_SKIP_LIMIT", 1):  # reach the per-kind heaps on small clusters
+        assert plan(s) == fast
+
+    def scan(self: planner._Planner, group: planner._Group, job: Job, blocked: object) -> str | None:
+        return self._scan(group.ordered, blocked)  # type: ignore[arg-type]
+
+    with patch.object(planner._Planner, "_least_loaded", scan):
+        assert plan(s) == fast
 
 
 @common

@@ -9,14 +9,15 @@ until one changes nothing. The actions are the difference between the snapshot a
 point, which is what makes planning again on the applied result a no-op.
 
 Speed: machines are grouped by the MachineMetadata they satisfy (one group per distinct
-constraint), and each group keeps a lazy min-heap of (load, machine id). A unit without
-Conflicts, Replaces or MachineOf costs a heap peek; the others scan their candidate machines.
+constraint), and each group keeps lazy min-heaps of (load, machine id). A unit without
+Conflicts or Replaces costs a heap peek; units that share their Conflicts (template instances)
+share a heap that forgets blocked machines; MachineID/MachineOf units scan their few machines.
 """
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
-from typing import Iterable, Mapping
+from collections import Counter, defaultdict
+from typing import Callable, Hashable, Iterable, Mapping
 
 from stackfleet.engine.model import (
     Action,
@@ -33,8 +34,8 @@ from stackfleet.unit.patterns import compile_glob
 
 # A pathological job set could keep rounds flip-flopping; stop and let the next plan continue.
 _MAX_ROUNDS = 8
-# How many blocked machines a heap walk may skip before a linear scan is cheaper.
-_SKIP_LIMIT = 32
+# How many blocked machines a unit skips on its group's heap before it uses the heap of its kind.
+_SKIP_LIMIT = 16
 # Why-texts that several code paths share.
 _NOT_MET = "constraints no longer met"
 _MetaKey = tuple[tuple[str, tuple[str, ...]], ...]
@@ -155,48 +156,73 @@ class _Group:
     def __init__(self, members: set[str]) -> None:
         self.members = members
         self.ordered = sorted(members)
-        # (load, machine) entries, built on first use. An entry is current when its load equals
-        # the machine's load; a lower one is refreshed on sight, a higher one is dropped because
-        # every load decrease pushes a fresh entry (see _Planner._unschedule).
-        self.heap: list[tuple[int, str]] | None = None
+        # Lazy min-heaps of (load, machine), one per kind of unit (see _Relations.kind), built
+        # on first use. An entry is current when its load equals the machine's load; a lower one
+        # is refreshed on sight, a higher one is dropped because every load decrease pushes a
+        # fresh entry (see _Planner._unschedule).
+        self.heaps: dict[Hashable, list[tuple[int, str]]] = {}
 
 
 class _Relations:
-    """Which units an exclusive unit must not share a machine with, and why."""
+    """Which units an exclusive unit must not share a machine with.
+
+    Conflicts are kept per pattern, not per pair of units: thousands of template instances that
+    all declare Conflicts=web@*.service would otherwise make millions of pairs.
+    """
 
     def __init__(self, active: Mapping[str, Job], order: list[str]) -> None:
-        position = {name: i for i, name in enumerate(order)}
         names = sorted(active)
-        partners: dict[str, set[str]] = defaultdict(set)
-        matched_by: dict[str, list[str]] = {}
+        self.declares = {n: frozenset(j.constraints.conflicts) for n, j in active.items() if j.constraints.conflicts}
+        self.matching: dict[str, list[str]] = {}  # pattern -> the active units it names
+        self.declarers: dict[str, list[str]] = defaultdict(list)  # pattern -> units declaring it
+        matched: dict[str, set[str]] = defaultdict(set)
         for name in names:
-            for pattern in active[name].constraints.conflicts:
-                if pattern not in matched_by:
-                    matched_by[pattern] = _matching(pattern, names, active)
-                for other in matched_by[pattern]:
-                    if other != name:
-                        partners[name].add(other)
-                        partners[other].add(name)
+            for pattern in self.declares.get(name, ()):
+                self.declarers[pattern].append(name)
+                if pattern not in self.matching:
+                    self.matching[pattern] = _matching(pattern, names, active)
+                    for other in self.matching[pattern]:
+                        matched[other].add(pattern)
+        self.matched = {n: frozenset(patterns) for n, patterns in matched.items()}
         # A replaces B: B must leave A's machine, A ignores B. Only edges that follow the planning
         # order count: in a Replaces cycle one unit has to win, and it is the one planned first.
+        position = {name: i for i, name in enumerate(order)}
+        self.ignores = {n: frozenset(active[n].constraints.replaces) for n in order if active[n].constraints.replaces}
         self.replacers: dict[str, set[str]] = defaultdict(set)
-        for a in order:
-            for b in active[a].constraints.replaces:
-                if b in position and position[a] < position[b] and a not in active[b].constraints.replaces:
+        for a, replaced in self.ignores.items():
+            for b in replaced:
+                if b in position and position[a] < position[b] and a not in self.ignores.get(b, ()):
                     self.replacers[b].add(a)
-        self.avoid: dict[str, frozenset[str]] = {}
-        self.has_partners: set[str] = set()
-        for name in order:
-            mine = partners.get(name, set()) - set(active[name].constraints.replaces) - {name}
-            avoid = mine | self.replacers.get(name, set())
-            if avoid:
-                self.avoid[name] = frozenset(avoid)
-            if mine:
-                self.has_partners.add(name)
+        self.involved = {n for n in order if n in self.declares or n in self.matched or n in self.replacers}
+        # Units of one kind are blocked by exactly the same machines.
+        none: frozenset[str] = frozenset()
+        self.kind: dict[str, Hashable] = {
+            n: (self.declares.get(n, none), self.matched.get(n, none), self.ignores.get(n, none),
+                frozenset(self.replacers.get(n, ())))
+            for n in self.involved
+        }
+
+    def _conflict(self, x: str, y: str) -> bool:
+        mine = self.declares.get(x)
+        if mine and not mine.isdisjoint(self.matched.get(y, ())):
+            return True
+        theirs = self.declares.get(y)
+        return bool(theirs) and not theirs.isdisjoint(self.matched.get(x, ()))
+
+    def avoids(self, x: str, y: str) -> bool:
+        """Whether exclusive unit x may not share a machine with unit y."""
+        if y == x or y in self.ignores.get(x, ()):
+            return False
+        return y in self.replacers.get(x, ()) or self._conflict(x, y)
+
+    def _has_partners(self, x: str) -> bool:
+        ignore = self.ignores.get(x, frozenset()) | {x}
+        return any(y not in ignore for p in self.declares.get(x, ()) for y in self.matching[p]) or \
+            any(y not in ignore for p in self.matched.get(x, ()) for y in self.declarers[p])
 
     def blocked_reason(self, job: Job, candidates: int) -> str:
         conflicts = job.constraints.conflicts
-        if job.name not in self.has_partners:
+        if not self._has_partners(job.name):
             what = "a unit that replaces it"
         else:
             what = "a conflicting unit" + (f" (Conflicts={', '.join(conflicts)})" if conflicts else "")
@@ -231,6 +257,9 @@ class _Planner:
         # and why each removed entry was removed, for the final Unschedule actions.
         self.placed: dict[str, dict[str, DesiredState]] = {}
         self.on: dict[str, set[str]] = {m: set() for m in self.machines}
+        # Per machine and Conflicts pattern: how many units there match it / declare it.
+        self.matching_on: dict[str, Counter[str]] = defaultdict(Counter)
+        self.declaring_on: dict[str, Counter[str]] = defaultdict(Counter)
         self.why: dict[tuple[str, str], str] = {}
         self.touched: set[str] = set()
         self.reason: dict[str, str] = {}
@@ -265,15 +294,26 @@ class _Planner:
             for machine, desired in entries.items():
                 why = gone or (None if machine in self.machines else "machine lost")
                 if why is None:
-                    self.placed.setdefault(unit, {})[machine] = desired
-                    self.on[machine].add(unit)
+                    self._add(unit, machine, desired)
                 else:
                     self.why[unit, machine] = why
                     self.touched.add(unit)
 
+    def _add(self, unit: str, machine: str, desired: DesiredState) -> None:
+        entries = self.placed.setdefault(unit, {})
+        if machine not in entries:
+            self.on[machine].add(unit)
+            self._count(unit, machine, 1)
+        entries[machine] = desired
+
+    def _count(self, unit: str, machine: str, delta: int) -> None:
+        for pattern in self.relations.matched.get(unit, ()):
+            self.matching_on[machine][pattern] += delta
+        for pattern in self.relations.declares.get(unit, ()):
+            self.declaring_on[machine][pattern] += delta
+
     def _schedule(self, unit: str, machine: str, desired: DesiredState) -> None:
-        self.placed.setdefault(unit, {})[machine] = desired
-        self.on[machine].add(unit)
+        self._add(unit, machine, desired)
         self.touched.add(unit)
         self.changed = True
 
@@ -284,6 +324,7 @@ class _Planner:
             del self.placed[unit]
         on = self.on[machine]
         on.discard(unit)
+        self._count(unit, machine, -1)
         for heap in self.heaps_of_machine.get(machine, ()):
             heapq.heappush(heap, (len(on), machine))
         self.why[unit, machine] = why
@@ -355,9 +396,9 @@ class _Planner:
             return _NOT_MET
         if any(machine not in self.placed.get(target, ()) for target in c.machine_of):
             return _NOT_MET
-        avoid = self.relations.avoid.get(job.name)
-        if avoid:
-            blockers = sorted(u for u in self.on[machine] if u in avoid and u in self.settled)
+        if job.name in self.relations.involved:
+            avoids = self.relations.avoids
+            blockers = sorted(u for u in self.on[machine] if u in self.settled and avoids(job.name, u))
             if blockers:
                 first = blockers[0]
                 replaced = first in self.relations.replacers.get(job.name, ())
@@ -386,53 +427,98 @@ class _Planner:
             pinned = hosts
             pinned_by = f"{pinned_by} and MachineOf={target}" if pinned_by else f"MachineOf={target}"
 
-        avoid = self.relations.avoid.get(job.name, frozenset())
+        blocked = self._blocked_for(job.name) if job.name in self.relations.involved else None
         if pinned is None:
             if not group.members:
                 return None, self._no_match(job)
-            machine = self._least_loaded(group, avoid)
+            machine = self._least_loaded(group, job, blocked)
             candidates = len(group.members)
         else:
             fitting = sorted(m for m in pinned if m in group.members)
             if not fitting:
                 return None, (f"the {_describe_machines(pinned)} required by {pinned_by} "
                               f"does not match MachineMetadata {describe_metadata(c.machine_metadata)}")
-            machine = self._scan(fitting, avoid)
+            machine = self._scan(fitting, blocked)
             candidates = len(fitting)
         if machine is None:
             return None, self.relations.blocked_reason(job, candidates)
         return machine, ""
 
-    def _least_loaded(self, group: _Group, avoid: frozenset[str]) -> str | None:
-        heap = group.heap
+    def _blocked_for(self, x: str) -> Callable[[str], bool]:
+        """Whether a machine hosts a unit that x must avoid; x itself is on no machine yet."""
+        rel = self.relations
+        replacers = rel.replacers.get(x, set())
+        declares = rel.declares.get(x, frozenset())
+        matched = rel.matched.get(x, frozenset())
+        ignores = rel.ignores.get(x, frozenset())
+
+        def blocked(machine: str) -> bool:
+            on = self.on[machine]
+            if not replacers.isdisjoint(on):
+                return True
+            # The counters include units x ignores (those it replaces); take them back out.
+            ignored = [y for y in ignores if y in on]
+            matching, declaring = self.matching_on[machine], self.declaring_on[machine]
+            return any(
+                matching[p] > sum(p in rel.matched.get(y, ()) for y in ignored) for p in declares
+            ) or any(
+                declaring[p] > sum(p in rel.declares.get(y, ()) for y in ignored) for p in matched
+            )
+
+        return blocked
+
+    def _least_loaded(self, group: _Group, job: Job, blocked: Callable[[str], bool] | None) -> str | None:
+        """The least-loaded machine of the group that `blocked` does not exclude.
+
+        Most units take the top of the group's heap; a few blocked machines are skipped and put
+        back. When more are blocked, the unit switches to the heap of its kind (units with the
+        same conflict relations, e.g. template instances). That heap may forget a blocked machine
+        for good: only a removal on that machine can unblock it, and removals push fresh entries.
+        """
+        kind = self.relations.kind.get(job.name)
+        if blocked is None or kind not in group.heaps:  # a kind gets its heap once it needs one
+            heap = self._heap(group, None)
+            skipped = []
+            machine = self._top(heap)
+            while machine is not None and blocked is not None and blocked(machine) and len(skipped) < _SKIP_LIMIT:
+                skipped.append(heapq.heappop(heap))
+                machine = self._top(heap)
+            for entry in skipped:
+                heapq.heappush(heap, entry)
+            if machine is None or blocked is None or not blocked(machine):
+                return machine
+        heap = self._heap(group, kind)
+        machine = self._top(heap)
+        while machine is not None and blocked(machine):
+            heapq.heappop(heap)
+            machine = self._top(heap)
+        return machine
+
+    def _heap(self, group: _Group, kind: Hashable) -> list[tuple[int, str]]:
+        heap = group.heaps.get(kind)
         if heap is None:
-            heap = group.heap = [(len(self.on[m]), m) for m in group.ordered]
+            heap = group.heaps[kind] = [(len(self.on[m]), m) for m in group.ordered]
             heapq.heapify(heap)
             for m in group.ordered:
                 self.heaps_of_machine[m].append(heap)
-        skipped: list[tuple[int, str]] = []
-        try:
-            while heap:
-                load, machine = heap[0]
-                now = len(self.on[machine])
-                if load < now:
-                    heapq.heapreplace(heap, (now, machine))
-                elif load > now:
-                    heapq.heappop(heap)
-                elif not avoid or avoid.isdisjoint(self.on[machine]):
-                    return machine
-                elif len(skipped) < _SKIP_LIMIT:
-                    skipped.append(heapq.heappop(heap))
-                else:
-                    return self._scan(group.ordered, avoid)
-            return None
-        finally:
-            for entry in skipped:
-                heapq.heappush(heap, entry)
+        return heap
 
-    def _scan(self, machines: Iterable[str], avoid: frozenset[str]) -> str | None:
+    def _top(self, heap: list[tuple[int, str]]) -> str | None:
+        """The machine of the heap's least current entry, after dropping or refreshing stale ones."""
+        while heap:
+            load, machine = heap[0]
+            now = len(self.on[machine])
+            if load == now:
+                return machine
+            if load < now:
+                heapq.heapreplace(heap, (now, machine))
+            else:
+                heapq.heappop(heap)
+        return None
+
+    def _scan(self, machines: Iterable[str], blocked: Callable[[str], bool] | None) -> str | None:
         on = self.on
-        best = min(((len(on[m]), m) for m in machines if avoid.isdisjoint(on[m])), default=None)
+        best = min(((len(on[m]), m) for m in machines if blocked is None or not blocked(m)), default=None)
         return None if best is None else best[1]
 
     # --- result ---------------------------------------------------------------------------
