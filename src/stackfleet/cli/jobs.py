@@ -169,22 +169,21 @@ async def _names_in_cluster(registry: Registry, refs: list[str]) -> list[str]:
     return names
 
 
-async def stop(registry: Registry, args: argparse.Namespace) -> int:
+async def _lower(registry: Registry, args: argparse.Namespace, desired: DesiredState) -> int:
     names = await _names_in_cluster(registry, args.units)
     for n in names:
-        await registry.set_desired(n, "loaded")
+        await registry.set_desired(n, desired)
     if args.no_block:
         return 0
-    return await wait_for(registry, names, "loaded", args.block_attempts)
+    return await wait_for(registry, names, desired, args.block_attempts)
+
+
+async def stop(registry: Registry, args: argparse.Namespace) -> int:
+    return await _lower(registry, args, "loaded")
 
 
 async def unload(registry: Registry, args: argparse.Namespace) -> int:
-    names = await _names_in_cluster(registry, args.units)
-    for n in names:
-        await registry.set_desired(n, "inactive")
-    if args.no_block:
-        return 0
-    return await wait_for(registry, names, "inactive", args.block_attempts)
+    return await _lower(registry, args, "inactive")
 
 
 async def destroy(registry: Registry, args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from .errors import Problem, UnitError
 from .names import UnitName
 from .parser import Entry, Section, effective
 from .specifiers import uses_instance
-from .values import parse_environment, parse_exec, parse_timespan
+from .values import parse_boolean, parse_environment, parse_exec, parse_timespan
 
 FLEET_SECTION = "X-Fleet"
 COMMON_SECTIONS = ("Unit", "Install", FLEET_SECTION)
@@ -59,18 +59,12 @@ TIMESPAN_KEYS = ("RestartSec", "TimeoutStartSec", "TimeoutStopSec", "TimeoutSec"
 BOOLEAN_KEYS = ("RemainAfterExit", "GuessMainPID")
 EXEC_KEYS = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload",
              "ExecStop", "ExecStopPost")
-TRUE_WORDS = frozenset({"1", "yes", "y", "true", "t", "on"})
-FALSE_WORDS = frozenset({"0", "no", "n", "false", "f", "off"})
-
-
 def parse_bool(text: str) -> bool:
     """systemd's boolean words; raises Problem otherwise."""
-    word = text.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise Problem(f"{text!r} is not a boolean", "use true or false; yes/no, on/off and 1/0 work too")
+    try:
+        return parse_boolean(text)
+    except ValueError:
+        raise Problem(f"{text!r} is not a boolean", "use true or false; yes/no, on/off and 1/0 work too") from None
 
 
 def did_you_mean(word: str, candidates: Iterable[str], show: str = "{}") -> str | None:
