@@ -27,7 +27,7 @@ from stackfleet.lab.plan import BRIDGES, Counts
 from stackfleet.lab.processes import PROCESS_KINDS
 from stackfleet.lab.state import LabInfo
 
-LAB_COUNTS = Counts(controllers=3, network=0, compute=1, nova_docker=0)
+LAB_COUNTS = Counts(controllers=3, network=1, compute=1, nova_docker=0)
 ETCDCTL_TIMEOUT = 15.0
 
 

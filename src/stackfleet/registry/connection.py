@@ -66,6 +66,7 @@ class EtcdConnection:
         self.timeout = timeout
         self._index = 0
         self._client: aetcd.Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.generation = 0
         self._lock = asyncio.Lock()
         self.requests = 0  # every RPC sent, for the scale benchmark
@@ -75,7 +76,11 @@ class EtcdConnection:
         return self.endpoints[self._index]
 
     async def client(self) -> aetcd.Client:
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is not loop:
+            self._client = None  # its channel belongs to an event loop that is gone (a new asyncio.run)
         if self._client is None:
+            self._loop = loop
             host, port = self._addresses[self._index]
             client = aetcd.Client(host=host, port=port, timeout=None, options=_CHANNEL_OPTIONS)
             await client.connect()

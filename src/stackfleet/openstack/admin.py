@@ -1,0 +1,89 @@
+"""The admin's side of the cloud on the cluster: credentials from the cluster's settings,
+the sample workflow, and watching the APIs answer. Shared by the main job, the lab's
+end-to-end tests and bench/failover.py --openstack."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import settings as settings_mod
+from .configs import PORTS, openrc
+from .link import ClusterLink
+from .roles import default_venv
+
+APIS = {"keystone": ("keystone", "/v3"), "glance": ("glance", "/"), "nova": ("nova", "/"), "neutron": ("neutron", "/")}
+
+
+async def controller_record(link: ClusterLink) -> dict[str, object]:
+    return await link.controller()  # type: ignore[attr-defined,no-any-return]
+
+
+async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str | None = None,
+                                progress: "callable[[str], None] | None" = None) -> str:  # type: ignore[valid-type]
+    """The controller's address once it reports every service ready (elsewhere than not_at)."""
+    deadline = time.monotonic() + timeout
+    said = ""
+    while time.monotonic() < deadline:
+        record = await controller_record(link)
+        address = str(record.get("address", ""))
+        ready = record.get("ready") or {}
+        assert isinstance(ready, dict)
+        if address and address != not_at and ready and all(ready.values()):
+            return address
+        news = f"{address or 'no controller yet'}: " + (", ".join(f"{k} {'up' if v else 'starting'}" for k, v in sorted(ready.items())) or "starting")
+        if progress and news != said:
+            progress(news)
+            said = news
+        await asyncio.sleep(1)
+    raise TimeoutError(f"the controller did not report ready within {timeout:.0f} s")
+
+
+async def admin_environment(link: ClusterLink, address: str) -> dict[str, str]:
+    """OS_* variables for the admin, rendered by the same code as `openstack credentials`."""
+    settings = settings_mod.parse(await link.settings())
+    env = {}
+    for line in openrc(settings, address).splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = value
+    return env
+
+
+def workflow(command: str, record: Path, admin_env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the original's sample workflow (seed, verify, boot-check...) in the OpenStack venv."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")} | admin_env
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return subprocess.run([str(default_venv() / "bin" / "python"), "-m", "stackfleet.openstack.workflow", command, str(record)],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def api_answers(address: str, service: str, timeout: float = 1.0) -> bool:
+    """Any HTTP answer below 500 means the API process serves requests."""
+    port_name, path = APIS[service]
+    try:
+        with urllib.request.urlopen(f"http://{address}:{PORTS[port_name]}{path}", timeout=timeout) as resp:
+            return resp.status < 500
+    except urllib.error.HTTPError as err:
+        return err.code < 500
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+async def wait_apis(address: str, since: float, timeout: float) -> dict[str, float]:
+    """Seconds from `since` (monotonic) until each API first answers at address."""
+    answered: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(answered) < len(APIS) and time.monotonic() < deadline:
+        for service in APIS:
+            if service not in answered and await asyncio.to_thread(api_answers, address, service):
+                answered[service] = time.monotonic() - since
+        await asyncio.sleep(0.2)
+    missing = sorted(set(APIS) - set(answered))
+    if missing:
+        raise TimeoutError(f"{', '.join(missing)} did not answer at {address} within {timeout:.0f} s")
+    return answered

@@ -1,0 +1,315 @@
+"""Idempotent bootstrap of the controller's data, in phases; runs inside the OpenStack venv.
+
+    python -m stackfleet.openstack.bootstrap SITE_JSON PHASE...
+
+Phases, in the order the controller runs them:
+  databases  databases and users (created once; passwords follow the settings)
+  keystone   keystone db_sync, fernet/credential keys (once), keystone-manage bootstrap
+  syncs      glance, placement, nova (api db, cell0, cell1 once, db) and neutron schema syncs
+  cells      cell mappings hold URL templates, not the controller's address (survives a move)
+  catalog    service project, users, role grants, services and endpoints: each checked before it is
+             created, endpoints re-pointed when the controller's address moved
+  flavors    a tiny flavor, once
+Every step checks before it acts, so running a phase again on existing data changes nothing.
+Setup talks to Keystone through openstacksdk in this one process (one CLI call costs ~2 s).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from stackfleet.openstack.configs import PORTS, Site, site_from_dict
+
+DATABASES = {  # database -> (user, password setting)
+    "keystone": ("keystone", "keystone_db_password"),
+    "glance": ("glance", "glance_db_password"),
+    "placement": ("placement", "placement_db_password"),
+    "nova": ("nova", "nova_db_password"),
+    "nova_api": ("nova", "nova_db_password"),
+    "nova_cell0": ("nova", "nova_db_password"),
+    "neutron": ("neutron", "neutron_db_password"),
+}
+# service type -> (service name, API port, path of the endpoint URL)
+ENDPOINTS = {
+    "identity": ("keystone", "keystone", "/v3"),
+    "image": ("glance", "glance", ""),
+    "placement": ("placement", "placement", ""),
+    "compute": ("nova", "nova", "/v2.1"),
+    "network": ("neutron", "neutron", ""),
+}
+SERVICE_USERS = ("glance", "placement", "nova", "neutron")
+INTERFACES = ("public", "internal", "admin")
+# Cell mappings as templates that each nova service fills from its own [database] connection and
+# transport_url, so a controller that moved to another address needs no change in the database.
+CELL0_UUID = "00000000-0000-0000-0000-000000000000"
+CELL0_DB = "{scheme}://{username}:{password}@{hostname}:{port}/nova_cell0?{query}"
+CELL_DB = "{scheme}://{username}:{password}@{hostname}:{port}/{path}?{query}"
+CELL_MQ = "{scheme}://{username}:{password}@{hostname}:{port}/"
+TINY_FLAVOR = {"name": "m1.tiny", "ram": 64, "vcpus": 1, "disk": 1}
+
+
+def say(message: str) -> None:
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def conf(site: Site, service: str, name: str) -> str:
+    return str(site.state / "etc" / service / name)
+
+
+def run(site: Site, tool: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Runs a venv tool; its output goes to our log. Raises if it fails."""
+    argv = [str(site.venv / "bin" / tool), *args]
+    started = time.monotonic()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, **(env or {})})
+    words = [a for a in args if not a.startswith("/")]  # config paths make the log unreadable
+    say(f"{tool} {' '.join(words)}: exit {proc.returncode} in {time.monotonic() - started:.1f} s")
+    if proc.returncode != 0:
+        print(proc.stdout, flush=True)
+        raise SystemExit(f"{tool} failed with exit code {proc.returncode}")
+    return proc.stdout
+
+
+def databases(site: Site) -> None:
+    import pymysql
+
+    root_pw = site.settings.password("mysql_root_password")
+    try:
+        db = _mysql_root(site)
+    except pymysql.err.OperationalError:
+        # A datadir fresh from mariadb-install-db: root has no password yet.
+        db = pymysql.connect(unix_socket=str(site.state / "run" / "mysqld.sock"), user="root",
+                             password="")
+        with db.cursor() as c:
+            c.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (root_pw,))
+            c.execute("DELETE FROM mysql.global_priv WHERE User=''")
+            c.execute("FLUSH PRIVILEGES")
+        say("set the MariaDB root password and removed anonymous users")
+    with db.cursor() as c:
+        for database, (user, key) in DATABASES.items():
+            c.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
+            password = site.settings.password(key)
+            c.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (user, password))
+            # Keeps the DB in step with the settings, the one source of truth for passwords.
+            c.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
+            c.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO %s@'%%'", (user,))
+    db.commit()
+    db.close()
+    say(f"databases and users present: {', '.join(DATABASES)}")
+
+
+def schema_fingerprint(site: Site) -> str:
+    """Changes when the installed services change, i.e. when the schemas may have to move."""
+    from importlib.metadata import version
+
+    versions = [f"{p}={version(p)}" for p in
+                ("keystone", "glance", "openstack-placement", "nova", "neutron")]
+    return hashlib.sha256(" ".join([site.settings.release, *versions]).encode()).hexdigest()
+
+
+def schemas_current(site: Site) -> bool:
+    """True when an earlier run synced every schema with this install (skips ~35 s of syncs on a
+    restart or failover). STACKFLEET_FORCE_SYNC=1 syncs anyway, which must then change nothing."""
+    if os.environ.get("STACKFLEET_FORCE_SYNC") == "1":
+        return False
+    try:
+        stamp = json.loads(site.shared.schema_stamp.read_text())
+    except FileNotFoundError:
+        return False
+    return stamp.get("fingerprint") == schema_fingerprint(site)
+
+
+def keystone_bootstrap(site: Site) -> None:
+    """Admin user, project, roles and the identity endpoint; updates what exists."""
+    public = f"http://{site.controller}:{PORTS['keystone']}/v3"
+    s = site.settings
+    run(site, "keystone-manage", "--config-file", conf(site, "keystone", "keystone.conf"),
+        "bootstrap", "--bootstrap-username", s.admin_user,
+        "--bootstrap-project-name", s.admin_project, "--bootstrap-admin-url", public,
+        "--bootstrap-internal-url", public, "--bootstrap-public-url", public,
+        "--bootstrap-region-id", s.region,
+        env={"OS_BOOTSTRAP_PASSWORD": s.password("admin_password")})
+
+
+def keystone(site: Site) -> None:
+    if schemas_current(site):
+        say("schemas are current for this install: skipping keystone db_sync and bootstrap")
+        return
+    kconf = ["--config-file", conf(site, "keystone", "keystone.conf")]
+    run(site, "keystone-manage", *kconf, "db_sync")
+    for kind in ("fernet", "credential"):
+        repo = site.shared.keystone_keys / f"{kind}-keys"
+        if not (repo / "0").exists():
+            repo.mkdir(parents=True, exist_ok=True)
+            run(site, "keystone-manage", *kconf, f"{kind}_setup",
+                "--keystone-user", "root", "--keystone-group", "root")
+    keystone_bootstrap(site)
+
+
+def syncs(site: Site) -> None:
+    if schemas_current(site):
+        say("schemas are current for this install: skipping the schema syncs")
+        return
+    run(site, "glance-manage", "--config-file", conf(site, "glance", "glance-api.conf"), "db_sync")
+    run(site, "placement-manage", "--config-file", conf(site, "placement", "placement.conf"),
+        "db", "sync")
+    nconf = ["--config-file", conf(site, "nova", "nova.conf")]
+    run(site, "nova-manage", *nconf, "api_db", "sync")
+    run(site, "nova-manage", *nconf, "cell_v2", "map_cell0", "--database_connection", CELL0_DB)
+    cells = run(site, "nova-manage", *nconf, "cell_v2", "list_cells")
+    if " cell1 " not in cells:
+        run(site, "nova-manage", *nconf, "cell_v2", "create_cell", "--name", "cell1",
+            "--database_connection", CELL_DB, "--transport-url", CELL_MQ)
+    run(site, "nova-manage", *nconf, "db", "sync")
+    run(site, "neutron-db-manage", "--config-file", conf(site, "neutron", "neutron.conf"),
+        "--config-file", conf(site, "neutron", "ml2_conf.ini"), "upgrade", "heads")
+    tmp = site.shared.schema_stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": schema_fingerprint(site)}) + "\n")
+    tmp.replace(site.shared.schema_stamp)
+
+
+def _mysql_root(site: Site, database: str | None = None):
+    import pymysql
+
+    return pymysql.connect(unix_socket=str(site.state / "run" / "mysqld.sock"), user="root",
+                           password=site.settings.password("mysql_root_password"),
+                           database=database)
+
+
+def cells(site: Site) -> None:
+    """Makes literal cell URLs (data from before the templates) into templates; checked on every
+    start because it costs one query. Written in SQL: nova-manage would cost seconds per cell."""
+    db = _mysql_root(site, "nova_api")
+    with db.cursor() as c:
+        c.execute("SELECT uuid, name, database_connection, transport_url FROM cell_mappings")
+        for uuid, name, database, transport in c.fetchall():
+            want_db = CELL0_DB if uuid == CELL0_UUID else CELL_DB
+            want_mq = transport if uuid == CELL0_UUID else CELL_MQ
+            if (database, transport) != (want_db, want_mq):
+                say(f"cell {name}: templating its database and transport URLs")
+                c.execute("UPDATE cell_mappings SET database_connection=%s, transport_url=%s "
+                          "WHERE uuid=%s", (want_db, want_mq, uuid))
+    db.commit()
+    db.close()
+
+
+def admin_connection(site: Site):
+    import openstack
+
+    s = site.settings
+    keystone = f"http://{site.controller}:{PORTS['keystone']}/v3"
+    return openstack.connect(
+        auth_url=keystone, username=s.admin_user,
+        password=s.password("admin_password"), project_name=s.admin_project,
+        user_domain_name="Default", project_domain_name="Default", region_name=s.region,
+        # After a failover the catalog still names the old address until `catalog` re-points it.
+        identity_endpoint_override=keystone)
+
+
+def _password_works(site: Site, user: str, password: str) -> bool:
+    from keystoneauth1 import exceptions, session
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(auth_url=f"http://{site.controller}:{PORTS['keystone']}/v3", username=user,
+                       password=password, user_domain_name="Default", unscoped=True)
+    try:
+        session.Session(auth=auth).get_token()
+        return True
+    except exceptions.Unauthorized:
+        return False
+
+
+def _ensure(find: Callable[[], object], create: Callable[[], object], what: str) -> object:
+    found = find()
+    if found is not None:
+        return found
+    say(f"creating {what}")
+    return create()
+
+
+def catalog(site: Site) -> None:
+    from keystoneauth1 import exceptions
+
+    conn = admin_connection(site)
+    try:
+        conn.authorize()
+    except exceptions.Unauthorized:
+        # The admin password in the settings changed since keystone-manage bootstrap last ran.
+        say("admin credentials from the settings were refused: running keystone-manage bootstrap")
+        keystone_bootstrap(site)
+        conn = admin_connection(site)
+    ident = conn.identity
+    domain = ident.find_domain("default", ignore_missing=False)
+    project = _ensure(lambda: ident.find_project("service", domain_id=domain.id),
+                      lambda: ident.create_project(name="service", domain_id=domain.id),
+                      "project service")
+    roles = [ident.find_role(name, ignore_missing=False) for name in ("admin", "service")]
+    for user_name in SERVICE_USERS:
+        password = site.settings.password(f"{user_name}_password")
+        user = ident.find_user(user_name, domain_id=domain.id)
+        if user is None:
+            say(f"creating user {user_name}")
+            user = ident.create_user(name=user_name, password=password, domain_id=domain.id)
+        elif not _password_works(site, user_name, password):
+            # The settings own the password. Only on drift: a password update revokes tokens.
+            say(f"resetting the password of {user_name} to the one in the settings")
+            ident.update_user(user, password=password)
+        for role in roles:
+            if not ident.validate_user_has_project_role(project, user, role):
+                ident.assign_project_role_to_user(project, user, role)
+    for service_type, (service_name, port_key, path) in ENDPOINTS.items():
+        service = _ensure(
+            lambda: next(iter(ident.services(type=service_type)), None),
+            lambda: ident.create_service(name=service_name, type=service_type),
+            f"service {service_name}")
+        wanted = f"http://{site.controller}:{PORTS[port_key]}{path}"
+        for interface in INTERFACES:
+            _ensure_endpoint(ident, service.id, interface, site.settings.region, wanted)
+    say("catalog complete")
+
+
+def _ensure_endpoint(ident, service_id: str, interface: str, region: str, wanted: str) -> None:
+    """Exactly one endpoint per service, interface and region, at the controller's address."""
+    existing = list(ident.endpoints(service_id=service_id, interface=interface, region_id=region))
+    if not existing:
+        say(f"creating {interface} endpoint {wanted}")
+        ident.create_endpoint(service_id=service_id, interface=interface, url=wanted,
+                              region_id=region)
+        return
+    for extra in existing[1:]:
+        say(f"removing duplicate endpoint {extra.url}")
+        ident.delete_endpoint(extra)
+    if existing[0].url != wanted:
+        say(f"re-pointing the {interface} endpoint {existing[0].url} to {wanted}")
+        ident.update_endpoint(existing[0], url=wanted)
+
+
+def flavors(site: Site) -> None:
+    conn = admin_connection(site)
+    if conn.compute.find_flavor(TINY_FLAVOR["name"]) is None:
+        say(f"creating flavor {TINY_FLAVOR['name']}")
+        conn.compute.create_flavor(**TINY_FLAVOR)
+
+
+PHASES = {"databases": databases, "keystone": keystone, "syncs": syncs, "cells": cells,
+          "catalog": catalog, "flavors": flavors}
+
+
+def main(argv: list[str]) -> int:
+    site_json, *phases = argv
+    site = site_from_dict(json.loads(Path(site_json).read_text()))
+    for phase in phases:
+        started = time.monotonic()
+        PHASES[phase](site)
+        say(f"phase {phase} done in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,204 @@
+"""The OpenStack commands: `role run`, `config set/get/show`, `data reset`, `openstack credentials`.
+
+`register(subparsers)` adds them to the main `stackfleet` parser. Stand-alone (without the cluster),
+`STACKFLEET_STANDALONE_DIR=DIR python -m stackfleet.openstack ...` keeps the settings in DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from stackfleet.openstack import layout, settings as settings_mod
+from stackfleet.openstack.configs import clouds_yaml, openrc
+from stackfleet.openstack.link import ClusterLink, FileClusterLink
+from stackfleet.openstack.roles import ROLES, RoleContext, run_role
+
+DEFAULT_SHARED = "/var/lib/stackfleet/shared"
+DEFAULT_STATE = "/var/lib/stackfleet/state"
+
+
+def cluster_link_from_env() -> ClusterLink:
+    """THE ONE PLACE where the commands get their cluster link.
+
+    Stand-alone: STACKFLEET_STANDALONE_DIR names a directory for FileClusterLink. Otherwise the
+    cluster's etcd (the same endpoints every stackfleet command finds), with the settings key
+    on the shared storage.
+    """
+    standalone = os.environ.get("STACKFLEET_STANDALONE_DIR")
+    if standalone:
+        return FileClusterLink(Path(standalone))
+    from stackfleet.cli.context import PREFIX_ENV, resolve_endpoints
+    from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
+    from stackfleet.registry.keys import DEFAULT_PREFIX
+    from stackfleet.registry.store import Registry
+
+    registry = Registry.open(resolve_endpoints(None), os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
+    return EtcdClusterLink(registry, key_file(shared_dir_default()))
+
+
+def shared_dir_default() -> Path:
+    """$STACKFLEET_SHARED_DIR (set for every unit by its agent), else the running lab's, else
+    the production path."""
+    from stackfleet.lab.state import load_lab
+
+    env = os.environ.get("STACKFLEET_SHARED_DIR")
+    if env:
+        return Path(env)
+    lab = load_lab()
+    return Path(lab.shared_dir) if lab else Path(DEFAULT_SHARED)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def cmd_role_run(args: argparse.Namespace) -> int:
+    if not args.address:
+        print("role run: give --address or STACKFLEET_ADDRESS (this machine's management address)",
+              file=sys.stderr)
+        return 2
+    ctx = RoleContext(address=args.address, shared_dir=Path(args.shared_dir) if args.shared_dir else shared_dir_default(),
+                      state_dir=Path(args.state_dir) / args.role, link=cluster_link_from_env())
+    if args.host:
+        ctx.host = args.host
+    return run_role(args.role, ctx)
+
+
+def cmd_config_set(args: argparse.Namespace) -> int:
+    try:
+        key, value = settings_mod.validate(args.key, args.value)
+    except settings_mod.SettingsError as exc:
+        print(f"config set: {exc}. Nothing was changed.", file=sys.stderr)
+        return 2
+    asyncio.run(cluster_link_from_env().set_setting(key, value))
+    print(f"{key} = {'********' if key in settings_mod.PASSWORD_KEYS else value}")
+    return 0
+
+
+def cmd_config_get(args: argparse.Namespace) -> int:
+    try:
+        key = settings_mod.normalize_key(args.key)
+    except settings_mod.SettingsError as exc:
+        print(f"config get: {exc}", file=sys.stderr)
+        return 2
+    current = asyncio.run(cluster_link_from_env().settings())
+    value = current.get(key, settings_mod.DEFAULTS.get(key))
+    if value is None:
+        print(f"config get: {key} is not set yet (generated at the first role start)",
+              file=sys.stderr)
+        return 1
+    print(value)
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    current = {**settings_mod.DEFAULTS, **asyncio.run(cluster_link_from_env().settings())}
+    for key, value in settings_mod.shown(current).items():
+        print(f"{key} = {value}")
+    return 0
+
+
+def cmd_data_reset(args: argparse.Namespace) -> int:
+    shared = layout.SharedLayout(Path(args.shared_dir) if args.shared_dir else shared_dir_default())
+    targets = layout.reset_targets(shared)
+    if not targets:
+        print(f"data reset: nothing to delete in {shared.root}")
+        return 0
+    print("data reset will DELETE the OpenStack data (databases, images, instances):")
+    for path in targets:
+        print(f"  {path}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("data reset: not confirmed (no terminal; pass --yes). Nothing was deleted.",
+                  file=sys.stderr)
+            return 1
+        if input("Type 'delete' to confirm: ").strip() != "delete":
+            print("data reset: not confirmed. Nothing was deleted.", file=sys.stderr)
+            return 1
+    layout.reset(shared)
+    print("data reset: deleted. The next controller start makes a new, empty cloud.")
+    return 0
+
+
+async def _controller_address(link: ClusterLink, timeout: float) -> str | None:
+    changes = link.controller_address_changes()
+    try:
+        return await asyncio.wait_for(anext(changes), timeout)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await changes.aclose()
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    link = cluster_link_from_env()
+    address = asyncio.run(_controller_address(link, args.timeout))
+    if address is None:
+        print("openstack credentials: no controller has published its address yet",
+              file=sys.stderr)
+        return 1
+    try:
+        settings = settings_mod.parse(asyncio.run(link.settings()))
+    except settings_mod.SettingsError as exc:
+        print(f"openstack credentials: {exc}", file=sys.stderr)
+        return 1
+    if args.format in ("clouds", "both"):
+        print("# clouds.yaml\n" + clouds_yaml(settings, address))
+    if args.format in ("openrc", "both"):
+        print("# openrc\n" + openrc(settings, address))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    role = subparsers.add_parser("role", help="run an OpenStack role on this machine")
+    role_sub = role.add_subparsers(dest="role_command", required=True)
+    run = role_sub.add_parser("run", help="run a role in the foreground until SIGTERM")
+    run.add_argument("role", choices=ROLES)
+    run.add_argument("--address", default=_env("STACKFLEET_ADDRESS") or _env("STACKFLEET_PUBLIC_IP"),
+                     help="this machine's management address (env STACKFLEET_ADDRESS; a unit gets "
+                          "STACKFLEET_PUBLIC_IP from its agent)")
+    run.add_argument("--shared-dir", default=None,
+                     help="the shared storage (default: $STACKFLEET_SHARED_DIR, the lab's, or "
+                          f"{DEFAULT_SHARED})")
+    run.add_argument("--state-dir", default=_env("STACKFLEET_STATE_DIR", DEFAULT_STATE))
+    run.add_argument("--host", default=_env("STACKFLEET_HOST") or _env("STACKFLEET_MACHINE_NAME"),
+                     help="this machine's name for Nova and Neutron (default: hostname)")
+    run.set_defaults(func=cmd_role_run)
+
+    config = subparsers.add_parser("config", help="cluster settings (HA_MODE, region, ...)")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    setp = config_sub.add_parser("set", help="set one setting, validated")
+    setp.add_argument("key")
+    setp.add_argument("value")
+    setp.set_defaults(func=cmd_config_set)
+    getp = config_sub.add_parser("get", help="print one setting (passwords too)")
+    getp.add_argument("key")
+    getp.set_defaults(func=cmd_config_get)
+    config_sub.add_parser("show", help="all settings, passwords masked").set_defaults(
+        func=cmd_config_show)
+
+    data = subparsers.add_parser("data", help="the shared OpenStack data")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    reset = data_sub.add_parser("reset", help="delete the shared data (asks first)")
+    reset.add_argument("--yes", action="store_true", help="do not ask")
+    reset.add_argument("--shared-dir", default=None,
+                       help="the shared storage (default: $STACKFLEET_SHARED_DIR, the lab's, or "
+                            f"{DEFAULT_SHARED})")
+    reset.set_defaults(func=cmd_data_reset)
+
+    os_cmd = subparsers.add_parser("openstack", help="the admin's way into the cloud")
+    os_sub = os_cmd.add_subparsers(dest="openstack_command", required=True)
+    cred = os_sub.add_parser("credentials", help="print a clouds.yaml entry and an openrc")
+    cred.add_argument("--format", choices=("clouds", "openrc", "both"), default="both")
+    cred.add_argument("--timeout", type=float, default=5.0)
+    cred.set_defaults(func=cmd_credentials)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stackfleet")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)

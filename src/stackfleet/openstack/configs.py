@@ -1,0 +1,351 @@
+"""Renders the OpenStack services' config files from the settings and this machine's facts (pure).
+
+Every file is a function of a `Site`, so a moved controller or a changed setting is a re-render,
+never an edit. All services bind to, or talk to, management addresses given here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from stackfleet.openstack.layout import SharedLayout
+from stackfleet.openstack.settings import Settings, parse
+
+PORTS = {
+    "keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, "nova_metadata": 8775,
+    "neutron": 9696, "mysql": 3306, "rabbit": 5672, "epmd": 4369, "memcached": 11211,
+}
+RABBIT_USER = "openstack"
+VIRT_DRIVERS = {
+    # The fake driver boots "servers" without a hypervisor; its WithoutFakeNodes flavour keeps a
+    # stable node identity in state_path, so it survives restarts (plain FakeDriver does not).
+    "fake": "fake.FakeDriverWithoutFakeNodes",
+    # For real hosts with KVM: needs libvirtd and qemu, which this install does not bring.
+    "libvirt": "libvirt.LibvirtDriver",
+}
+# Seconds an RPC service may take to stop; the runner kills what is left after 10 s.
+GRACEFUL_SHUTDOWN = 5
+Sections = Mapping[str, Mapping[str, object]]
+
+
+@dataclass(frozen=True)
+class Site:
+    """What one machine's configs depend on."""
+    settings: Settings
+    controller: str        # the controller's management address (this machine's, on the controller)
+    address: str           # this machine's management address
+    host: str              # this machine's name for Nova and Neutron
+    shared: SharedLayout
+    state: Path            # this machine's local state dir for the role
+    venv: Path             # the OpenStack venv (paste files live in VENV/etc)
+
+
+def render_ini(sections: Sections) -> str:
+    lines: list[str] = []
+    for name, options in sections.items():
+        lines.append(f"[{name}]")
+        for key, value in options.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            lines.append(f"{key} = {value}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def url(site: Site, service: str, path: str = "") -> str:
+    return f"http://{site.controller}:{PORTS[service]}{path}"
+
+
+def db_url(site: Site, database: str, user: str, password_key: str) -> str:
+    return (f"mysql+pymysql://{user}:{site.settings.password(password_key)}@{site.controller}:"
+            f"{PORTS['mysql']}/{database}?charset=utf8")
+
+
+def transport_url(site: Site) -> str:
+    return (f"rabbit://{RABBIT_USER}:{site.settings.password('rabbit_password')}@{site.controller}:"
+            f"{PORTS['rabbit']}/")
+
+
+def _service_auth(site: Site, user: str) -> dict[str, object]:
+    """Credentials of a service user, as every keystoneauth-loading section takes them."""
+    return {
+        "auth_type": "password", "auth_url": url(site, "keystone", "/v3"),
+        "project_domain_name": "Default", "user_domain_name": "Default", "project_name": "service",
+        "username": user, "password": site.settings.password(f"{user}_password"),
+        "region_name": site.settings.region,
+    }
+
+
+def _authtoken(site: Site, user: str) -> dict[str, object]:
+    return {"www_authenticate_uri": url(site, "keystone"),
+            "memcached_servers": f"{site.controller}:{PORTS['memcached']}",
+            **_service_auth(site, user)}
+
+
+def _locks(site: Site, service: str) -> dict[str, object]:
+    return {"lock_path": site.state / service / "lock"}
+
+
+def keystone_conf(site: Site) -> str:
+    keys = site.shared.keystone_keys
+    return render_ini({
+        "DEFAULT": {"debug": False},
+        "database": {"connection": db_url(site, "keystone", "keystone", "keystone_db_password")},
+        "token": {"provider": "fernet"},
+        # The keys sit with the data so tokens and encrypted credentials survive a failover.
+        "fernet_tokens": {"key_repository": keys / "fernet-keys"},
+        "credential": {"key_repository": keys / "credential-keys"},
+        "cache": {"enabled": True, "backend": "dogpile.cache.pymemcache",
+                  "memcache_servers": f"{site.controller}:{PORTS['memcached']}"},
+    })
+
+
+def glance_api_conf(site: Site) -> str:
+    return render_ini({
+        "DEFAULT": {"enabled_backends": "fs:file", "bind_host": site.address},
+        "database": {"connection": db_url(site, "glance", "glance", "glance_db_password")},
+        "glance_store": {"default_backend": "fs"},
+        "fs": {"filesystem_store_datadir": site.shared.glance_images},
+        "os_glance_staging_store": {"filesystem_store_datadir": site.state / "glance" / "staging"},
+        "os_glance_tasks_store": {"filesystem_store_datadir": site.state / "glance" / "tasks"},
+        "keystone_authtoken": _authtoken(site, "glance"),
+        "paste_deploy": {"flavor": "keystone",
+                         "config_file": site.venv / "etc/glance/glance-api-paste.ini"},
+        "oslo_concurrency": _locks(site, "glance"),
+    })
+
+
+def placement_conf(site: Site) -> str:
+    return render_ini({
+        "placement_database": {
+            "connection": db_url(site, "placement", "placement", "placement_db_password")},
+        "api": {"auth_strategy": "keystone"},
+        "keystone_authtoken": _authtoken(site, "placement"),
+    })
+
+
+def _nova_common(site: Site) -> dict[str, dict[str, object]]:
+    """What nova's controller services and nova-compute share."""
+    return {
+        "DEFAULT": {"transport_url": transport_url(site), "my_ip": site.address, "host": site.host,
+                    "state_path": site.state / "nova",
+                    "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN},
+        "placement": _service_auth(site, "placement"),
+        "neutron": {**_service_auth(site, "neutron"), "service_metadata_proxy": True,
+                    "metadata_proxy_shared_secret": site.settings.password("metadata_secret")},
+        "glance": {"api_servers": url(site, "glance")},
+        "service_user": {"send_service_user_token": True, **_service_auth(site, "nova")},
+        "oslo_concurrency": _locks(site, "nova"),
+        "oslo_messaging_notifications": {"driver": "noop"},
+        "vnc": {"enabled": False},
+    }
+
+
+def nova_conf(site: Site) -> str:
+    """nova-api, nova-metadata, nova-conductor and nova-scheduler on the controller."""
+    sections = _nova_common(site)
+    sections["DEFAULT"].update({"osapi_compute_listen": site.address,
+                                "metadata_listen": site.address})
+    sections.update({
+        "api": {"auth_strategy": "keystone"},
+        "wsgi": {"api_paste_config": site.venv / "etc/nova/api-paste.ini"},
+        "database": {"connection": db_url(site, "nova", "nova", "nova_db_password")},
+        "api_database": {"connection": db_url(site, "nova_api", "nova", "nova_db_password")},
+        "keystone_authtoken": _authtoken(site, "nova"),
+        "conductor": {"workers": 1},
+        "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 30},
+    })
+    return render_ini(sections)
+
+
+def nova_compute_conf(site: Site, virt_driver: str = "fake") -> str:
+    """nova-compute's own file: no [database] sections, it reaches the DB through the conductor."""
+    if virt_driver not in VIRT_DRIVERS:
+        raise ValueError(f"virt driver {virt_driver!r}: choose one of {', '.join(VIRT_DRIVERS)}")
+    sections = _nova_common(site)
+    sections["DEFAULT"].update({
+        "compute_driver": VIRT_DRIVERS[virt_driver],
+        # Shared, so that another compute machine can evacuate with the disks in place.
+        "instances_path": site.shared.nova_instances,
+        # The fake driver plugs no VIFs, so no vif-plugged event would ever arrive.
+        "vif_plugging_is_fatal": virt_driver != "fake",
+        "vif_plugging_timeout": 0 if virt_driver == "fake" else 300,
+    })
+    if virt_driver == "libvirt":
+        sections["libvirt"] = {"virt_type": "kvm"}
+    return render_ini(sections)
+
+
+def neutron_conf(site: Site) -> str:
+    dvr = site.settings.ha_mode == "DVR"
+    return render_ini({
+        "DEFAULT": {
+            "core_plugin": "ml2", "service_plugins": "router", "auth_strategy": "keystone",
+            "transport_url": transport_url(site), "host": site.host,
+            "state_path": site.state / "neutron", "bind_host": site.address,
+            "api_paste_config": site.venv / "etc/neutron/api-paste.ini",
+            "allow_overlapping_ips": True,
+            "notify_nova_on_port_status_changes": True,
+            "notify_nova_on_port_data_changes": True,
+            # HA_MODE is one setting; these two options follow from it and nothing else.
+            "router_distributed": dvr, "l3_ha": not dvr,
+            "dhcp_agents_per_network": 2,
+            "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN,
+        },
+        "database": {"connection": db_url(site, "neutron", "neutron", "neutron_db_password")},
+        "keystone_authtoken": _authtoken(site, "neutron"),
+        "nova": _service_auth(site, "nova"),
+        "oslo_concurrency": _locks(site, "neutron"),
+        "agent": {"root_helper": "", "report_interval": 10},
+        **privsep_sections(site),
+    })
+
+
+def neutron_agent_conf(site: Site) -> str:
+    """neutron.conf of an agent machine: the message bus and this host, but no database."""
+    return render_ini({
+        "DEFAULT": {"core_plugin": "ml2", "transport_url": transport_url(site), "host": site.host,
+                    "state_path": site.state / "neutron",
+                    "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN},
+        "oslo_concurrency": _locks(site, "neutron"),
+        "agent": {"root_helper": "", "report_interval": 10},
+        **privsep_sections(site),
+    })
+
+
+def mechanism_drivers(fallback: bool) -> str:
+    drivers = ["openvswitch", "l2population"]
+    return ",".join(drivers + ["stackfleet_fallback"] if fallback else drivers)
+
+
+def ml2_conf(site: Site, fallback: bool) -> str:
+    return render_ini({
+        "ml2": {"type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
+                "mechanism_drivers": mechanism_drivers(fallback),
+                "extension_drivers": "port_security"},
+        "ml2_type_flat": {"flat_networks": "external"},
+        "ml2_type_vxlan": {"vni_ranges": "1:1000"},
+        "securitygroup": {"firewall_driver": "openvswitch", "enable_security_group": True},
+    })
+
+
+# Neutron's agents run as root here, so each privsep context starts its helper directly
+# instead of through sudo, which a container or a lab machine may not have.
+PRIVSEP_CONTEXTS = ("privsep", "privsep_dhcp_release", "privsep_ovs_vsctl", "privsep_namespace",
+                    "privsep_conntrack", "privsep_link")
+
+
+def privsep_sections(site: Site) -> dict[str, dict[str, object]]:
+    return {name: {"helper_command": site.venv / "bin/privsep-helper"} for name in PRIVSEP_CONTEXTS}
+
+
+def l3_agent_mode(ha_mode: str, role: str) -> str:
+    """DVR: SNAT on network machines, distributed routing on compute; L3_HA: legacy VRRP routers."""
+    if ha_mode == "DVR":
+        return "dvr_snat" if role == "network" else "dvr"
+    return "legacy"
+
+
+def ovs_db(site: Site) -> str:
+    return f"unix:{site.state / 'ovs' / 'db.sock'}"
+
+
+def openvswitch_agent_ini(site: Site, role: str) -> str:
+    mappings = {"bridge_mappings": "external:br-ex"} if role == "network" else {}
+    return render_ini({
+        "ovs": {"datapath_type": "netdev", "integration_bridge": "br-int",
+                "tunnel_bridge": "br-tun", "local_ip": site.address,
+                "ovsdb_connection": ovs_db(site), "of_listen_address": "127.0.0.1", **mappings},
+        "agent": {"tunnel_types": "vxlan", "l2_population": True,
+                  "enable_distributed_routing": site.settings.ha_mode == "DVR"},
+        "securitygroup": {"firewall_driver": "openvswitch"},
+    })
+
+
+def l3_agent_ini(site: Site, role: str) -> str:
+    return render_ini({
+        "DEFAULT": {"interface_driver": "openvswitch", "ovs_use_veth": True,
+                    "agent_mode": l3_agent_mode(site.settings.ha_mode, role),
+                    "ha_confs_path": site.state / "neutron" / "ha_confs"},
+        "ovs": {"ovsdb_connection": ovs_db(site)},
+    })
+
+
+# With the userspace datapath an OVS internal port is a tap that ovs-vswitchd drives by name in its
+# own namespace; moved into a router or DHCP namespace it breaks. A veth pair works (ovs_use_veth).
+def dhcp_agent_ini(site: Site) -> str:
+    return render_ini({
+        "DEFAULT": {"interface_driver": "openvswitch", "ovs_use_veth": True,
+                    "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
+                    "enable_isolated_metadata": True},
+        "ovs": {"ovsdb_connection": ovs_db(site)},
+    })
+
+
+def metadata_agent_ini(site: Site) -> str:
+    return render_ini({
+        "DEFAULT": {"nova_metadata_host": site.controller,
+                    "nova_metadata_port": PORTS["nova_metadata"],
+                    "metadata_proxy_shared_secret": site.settings.password("metadata_secret"),
+                    "metadata_proxy_socket": site.state / "neutron" / "metadata_proxy"},
+    })
+
+
+def rabbitmq_conf(site: Site) -> str:
+    """RabbitMQ's users come from the settings on every start (see controller.py)."""
+    return "\n".join([
+        f"default_user = {RABBIT_USER}",
+        f"default_pass = {site.settings.password('rabbit_password')}",
+        "default_vhost = /",
+        "loopback_users = none",
+        "",
+    ])
+
+
+def clouds_yaml(settings: Settings, controller: str, cloud: str = "stackfleet") -> str:
+    return "\n".join([
+        "clouds:",
+        f"  {cloud}:",
+        "    auth:",
+        f"      auth_url: http://{controller}:{PORTS['keystone']}/v3",
+        f"      username: {settings.admin_user}",
+        f"      password: \"{settings.password('admin_password')}\"",
+        f"      project_name: {settings.admin_project}",
+        "      user_domain_name: Default",
+        "      project_domain_name: Default",
+        f"    region_name: {settings.region}",
+        "    identity_api_version: 3",
+        "",
+    ])
+
+
+def openrc(settings: Settings, controller: str) -> str:
+    return "\n".join([
+        f"export OS_AUTH_URL=http://{controller}:{PORTS['keystone']}/v3",
+        f"export OS_USERNAME={settings.admin_user}",
+        f"export OS_PASSWORD={settings.password('admin_password')}",
+        f"export OS_PROJECT_NAME={settings.admin_project}",
+        "export OS_USER_DOMAIN_NAME=Default",
+        "export OS_PROJECT_DOMAIN_NAME=Default",
+        f"export OS_REGION_NAME={settings.region}",
+        "export OS_IDENTITY_API_VERSION=3",
+        "",
+    ])
+
+
+def site_to_dict(site: Site) -> dict[str, object]:
+    """A Site as JSON-able data, for the helper processes that run inside the OpenStack venv."""
+    s = site.settings
+    raw = {"region": s.region, "ha_mode": s.ha_mode, "release": s.release,
+           "admin_project": s.admin_project, "admin_user": s.admin_user, **s.passwords}
+    return {"settings": raw, "controller": site.controller, "address": site.address,
+            "host": site.host, "shared": str(site.shared.root), "state": str(site.state),
+            "venv": str(site.venv)}
+
+
+def site_from_dict(data: Mapping[str, object]) -> Site:
+    return Site(settings=parse(data["settings"]), controller=str(data["controller"]),
+                address=str(data["address"]), host=str(data["host"]),
+                shared=SharedLayout(Path(str(data["shared"]))), state=Path(str(data["state"])),
+                venv=Path(str(data["venv"])))

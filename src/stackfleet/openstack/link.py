@@ -1,0 +1,91 @@
+"""The roles' one door to the cluster: settings, and the controller's address and readiness.
+
+`ClusterLink` is what a role needs; the cluster core implements it over etcd. `FileClusterLink`
+implements it over a directory for stand-alone use and tests.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import AsyncIterator, Mapping, Protocol
+
+
+class ClusterLink(Protocol):
+    async def settings(self) -> dict[str, str]:
+        """All cluster settings."""
+        ...
+
+    async def set_setting(self, key: str, value: str) -> None:
+        """Stores one (already validated) setting."""
+        ...
+
+    async def add_settings(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Stores each key only if it is absent (atomically, so two machines generating passwords at
+        once agree on one), and returns all settings afterwards."""
+        ...
+
+    async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
+        """Announces the controller's address and its per-service readiness."""
+        ...
+
+    def controller_address_changes(self) -> AsyncIterator[str]:
+        """Yields the current controller address (once one is published), then each new one."""
+        ...
+
+
+def _write_private(path: Path, data: object) -> None:
+    """Whole-file replace, readable by root only: the settings hold the passwords."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    tmp.replace(path)
+
+
+class FileClusterLink:
+    """A ClusterLink in one directory: settings.json and controller.json. One machine only."""
+
+    def __init__(self, root: Path, poll_interval: float = 0.5) -> None:
+        self.root = root
+        self.poll_interval = poll_interval
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+
+    def _read(self, name: str) -> dict:
+        try:
+            return json.loads((self.root / name).read_text())
+        except FileNotFoundError:
+            return {}
+
+    async def settings(self) -> dict[str, str]:
+        return self._read("settings.json")
+
+    async def set_setting(self, key: str, value: str) -> None:
+        current = self._read("settings.json")
+        current[key] = value
+        _write_private(self.root / "settings.json", current)
+
+    async def add_settings(self, values: Mapping[str, str]) -> dict[str, str]:
+        current = self._read("settings.json")
+        merged = {**values, **current}
+        if merged != current:
+            _write_private(self.root / "settings.json", merged)
+        return merged
+
+    async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
+        _write_private(self.root / "controller.json", {"address": address, "ready": dict(ready)})
+
+    def controller(self) -> dict:
+        """The last published controller record (for tests and `status`-like output)."""
+        return self._read("controller.json")
+
+    async def controller_address_changes(self) -> AsyncIterator[str]:
+        last = None
+        while True:
+            address = self._read("controller.json").get("address")
+            if address and address != last:
+                last = address
+                yield address
+            await asyncio.sleep(self.poll_interval)

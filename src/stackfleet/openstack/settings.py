@@ -1,0 +1,117 @@
+"""Cluster settings of the OpenStack roles: names, validation and generated passwords (pure).
+
+One source of truth: these live in the cluster (etcd, or the stand-alone file), never in per-file
+copies. Passwords have no defaults; each is generated once, at first use.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+# The OpenStack release of the pinned set in requirements/openstack-constraints.txt
+# (nova 34, keystone 30, neutron 29, glance 33, placement 16 are all 2026.2 "Hibiscus").
+RELEASE = "2026.2"
+HA_MODES = ("L3_HA", "DVR")
+
+DEFAULTS: dict[str, str] = {
+    "region": "RegionOne",
+    "ha_mode": "L3_HA",
+    "release": RELEASE,
+    "admin_project": "admin",
+    "admin_user": "admin",
+}
+
+PASSWORD_KEYS = (
+    "admin_password",
+    "mysql_root_password",
+    "keystone_db_password",
+    "glance_db_password",
+    "glance_password",
+    "placement_db_password",
+    "placement_password",
+    "nova_db_password",
+    "nova_password",
+    "neutron_db_password",
+    "neutron_password",
+    "rabbit_password",
+    "metadata_secret",
+)
+KEYS = tuple(DEFAULTS) + PASSWORD_KEYS
+MIN_PASSWORD_LENGTH = 12
+
+
+class SettingsError(ValueError):
+    """A setting that was refused; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    ha_mode: str
+    release: str
+    admin_project: str
+    admin_user: str
+    passwords: Mapping[str, str]
+
+    def password(self, key: str) -> str:
+        return self.passwords[key]
+
+
+def normalize_key(key: str) -> str:
+    """`HA_MODE`, `ha-mode` and `ha_mode` name the same setting."""
+    name = key.strip().lower().replace("-", "_")
+    if name not in KEYS:
+        raise SettingsError(f"unknown setting {key!r}; known settings: {', '.join(KEYS)}")
+    return name
+
+
+def validate(key: str, value: str) -> tuple[str, str]:
+    """Returns the canonical (key, value) or raises SettingsError naming what is allowed."""
+    name = normalize_key(key)
+    value = value.strip()
+    if name == "ha_mode":
+        mode = value.upper()
+        if mode not in HA_MODES:
+            raise SettingsError(
+                f"HA_MODE={value!r} is not allowed; allowed values: {' or '.join(HA_MODES)}")
+        return name, mode
+    if name == "release":
+        if value != RELEASE:
+            raise SettingsError(
+                f"release {value!r} is not installed; this install provides OpenStack {RELEASE} "
+                "(see requirements/openstack-constraints.txt)")
+        return name, value
+    if name in PASSWORD_KEYS:
+        if len(value) < MIN_PASSWORD_LENGTH:
+            raise SettingsError(f"{name} must be at least {MIN_PASSWORD_LENGTH} characters")
+        return name, value
+    if not value or any(c.isspace() for c in value):
+        raise SettingsError(f"{name} must be a non-empty word without spaces, got {value!r}")
+    return name, value
+
+
+def missing_defaults(current: Mapping[str, str],
+                     token: Callable[[], str] = lambda: secrets.token_urlsafe(24)) -> dict[str, str]:
+    """The settings to add on first use: defaults and freshly generated passwords for absent keys."""
+    added = {k: v for k, v in DEFAULTS.items() if k not in current}
+    added.update({k: token() for k in PASSWORD_KEYS if k not in current})
+    return added
+
+
+def parse(raw: Mapping[str, str]) -> Settings:
+    """Validated Settings from a complete mapping (after missing_defaults was stored)."""
+    values = {}
+    for key in KEYS:
+        if key not in raw:
+            raise SettingsError(f"setting {key} is missing; run the role once to generate it")
+        values[key] = validate(key, raw[key])[1]
+    return Settings(
+        region=values["region"], ha_mode=values["ha_mode"], release=values["release"],
+        admin_project=values["admin_project"], admin_user=values["admin_user"],
+        passwords={k: values[k] for k in PASSWORD_KEYS})
+
+
+def shown(raw: Mapping[str, str]) -> dict[str, str]:
+    """Settings for display: passwords masked (`config get KEY` prints one on purpose)."""
+    return {k: ("********" if k in PASSWORD_KEYS else v) for k, v in sorted(raw.items())}

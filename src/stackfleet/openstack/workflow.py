@@ -1,0 +1,278 @@
+"""The original README's sample workflow through the real APIs, and its check after a failover.
+
+    seed(cloud) -> SeedRecord     image from a small file, security group rules, external and private
+                                  networks and subnets, a router (HA or distributed per HA_MODE), a
+                                  keypair, a demo project and user, and a server on the fake driver
+    verify(cloud, record) -> problems   everything is still there: image bytes and checksum too
+    catalog_problems(cloud) -> problems duplicate services or endpoints (a non-idempotent bootstrap)
+    boot_check(cloud, record) -> seconds  a fresh server goes ACTIVE (readiness as a user sees it)
+    network_report(cloud, record) -> dict agents, the router's hosts and HA state, DHCP bindings
+    agents(cloud) -> list                 Neutron's agents and whether they are alive
+
+Runs inside the OpenStack venv (openstacksdk). From elsewhere:
+    .venv-openstack/bin/python -m stackfleet.openstack.workflow seed|verify|boot-check|network-report|agents RECORD_JSON
+with the admin's OS_* variables set (see `stackfleet openstack credentials`).
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+IMAGE_BYTES = 1024 * 1024
+SERVER_TIMEOUT = 120.0
+API_TIMEOUT = 60.0  # a hung API call fails instead of hanging the caller
+# The README's addresses. These are records in Neutron's database; the lab's external bridge
+# has no uplink, so nothing is ever sent to them.
+PUBLIC_CIDR, PUBLIC_GATEWAY = "10.0.5.0/24", "10.0.5.1"
+PUBLIC_POOL = {"start": "10.0.5.100", "end": "10.0.5.200"}
+PRIVATE_CIDR = "10.10.0.0/24"
+
+
+@dataclass
+class SeedRecord:
+    image_id: str
+    image_sha256: str
+    image_md5: str
+    image_size: int
+    public_network_id: str
+    private_network_id: str
+    private_subnet_id: str
+    router_id: str
+    router_mode: str          # "ha" or "distributed"
+    keypair_name: str
+    keypair_fingerprint: str
+    project_id: str
+    user_id: str
+    server_id: str
+    server_host: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SeedRecord":
+        return cls(**json.loads(text))
+
+
+def image_payload(seed: str, size: int = IMAGE_BYTES) -> bytes:
+    """Deterministic bytes standing in for a cirros file: each seed gives other content."""
+    blocks, counter = [], 0
+    while sum(map(len, blocks)) < size:
+        blocks.append(hashlib.sha512(f"{seed}:{counter}".encode()).digest())
+        counter += 1
+    return b"".join(blocks)[:size]
+
+
+def connect_from_env():
+    import openstack
+
+    return openstack.connect(
+        auth_url=os.environ["OS_AUTH_URL"], username=os.environ["OS_USERNAME"],
+        password=os.environ["OS_PASSWORD"], project_name=os.environ["OS_PROJECT_NAME"],
+        user_domain_name=os.environ.get("OS_USER_DOMAIN_NAME", "Default"),
+        project_domain_name=os.environ.get("OS_PROJECT_DOMAIN_NAME", "Default"),
+        region_name=os.environ.get("OS_REGION_NAME"), api_timeout=API_TIMEOUT)
+
+
+def _router_mode(cloud) -> str:
+    """HA_MODE as Neutron applies it: router_distributed=True makes routers distributed."""
+    probe = cloud.network.create_router(name="stackfleet-mode-probe")
+    try:
+        return "distributed" if probe.is_distributed else "ha"
+    finally:
+        cloud.network.delete_router(probe)
+
+
+def _security_rules(cloud, project_id: str) -> None:
+    group = next(iter(cloud.network.security_groups(name="default", project_id=project_id)))
+    for protocol, port in (("tcp", 22), ("icmp", None)):
+        try:
+            cloud.network.create_security_group_rule(
+                security_group_id=group.id, direction="ingress", ethertype="IPv4",
+                protocol=protocol, port_range_min=port, port_range_max=port,
+                remote_ip_prefix="0.0.0.0/0")
+        except Exception as exc:  # the rule exists already (409): the seed is re-runnable
+            if "already exists" not in str(exc):
+                raise
+
+
+def wait_for_server(cloud, server_id: str, timeout: float = SERVER_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        server = cloud.compute.get_server(server_id)
+        if server.status == "ACTIVE":
+            return server
+        if server.status == "ERROR" or time.monotonic() > deadline:
+            raise RuntimeError(f"server {server.name} is {server.status}: {server.fault}")
+        time.sleep(1)
+
+
+def seed(cloud, suffix: str = "") -> SeedRecord:
+    """Creates the README's sample cloud contents; `suffix` keeps several seeds apart."""
+    payload = image_payload(f"stackfleet{suffix}")
+    image = cloud.image.create_image(
+        name=f"cirros-stand-in{suffix}", data=payload, disk_format="raw",
+        container_format="bare", visibility="public", allow_duplicates=True)
+    project_id = cloud.current_project_id
+    _security_rules(cloud, project_id)
+
+    public = cloud.network.find_network("public") or cloud.network.create_network(
+        name="public", is_router_external=True, provider_network_type="flat",
+        provider_physical_network="external")
+    if not list(cloud.network.subnets(network_id=public.id)):
+        cloud.network.create_subnet(
+            name="public-subnet", network_id=public.id, ip_version=4, cidr=PUBLIC_CIDR,
+            gateway_ip=PUBLIC_GATEWAY, allocation_pools=[PUBLIC_POOL], is_dhcp_enabled=False)
+    private = cloud.network.create_network(name=f"private{suffix}")
+    subnet = cloud.network.create_subnet(
+        name=f"private-subnet{suffix}", network_id=private.id, ip_version=4,
+        cidr=PRIVATE_CIDR, dns_nameservers=[PUBLIC_GATEWAY])
+
+    mode = _router_mode(cloud)
+    router = cloud.network.create_router(
+        name=f"router{suffix}", external_gateway_info={"network_id": public.id},
+        **({"is_ha": True} if mode == "ha" else {"is_distributed": True}))
+    cloud.network.add_interface_to_router(router, subnet_id=subnet.id)
+
+    keypair = cloud.compute.create_keypair(name=f"myKey{suffix}")
+    project = cloud.identity.create_project(name=f"demo{suffix}", domain_id="default")
+    user = cloud.identity.create_user(name=f"demo{suffix}", domain_id="default",
+                                      default_project_id=project.id,
+                                      password=hashlib.sha256(os.urandom(16)).hexdigest())
+    member = cloud.identity.find_role("member", ignore_missing=False)
+    cloud.identity.assign_project_role_to_user(project, user, member)
+
+    flavor = cloud.compute.find_flavor("m1.tiny", ignore_missing=False)
+    server = cloud.compute.create_server(
+        name=f"demo01{suffix}", flavor_id=flavor.id, image_id=image.id,
+        networks=[{"uuid": private.id}], key_name=keypair.name)
+    server = wait_for_server(cloud, server.id)
+    return SeedRecord(
+        image_id=image.id, image_sha256=hashlib.sha256(payload).hexdigest(),
+        image_md5=hashlib.md5(payload).hexdigest(), image_size=len(payload),
+        public_network_id=public.id, private_network_id=private.id, private_subnet_id=subnet.id,
+        router_id=router.id, router_mode=mode, keypair_name=keypair.name,
+        keypair_fingerprint=keypair.fingerprint, project_id=project.id, user_id=user.id,
+        server_id=server.id, server_host=server.compute_host or "")
+
+
+def verify(cloud, record: SeedRecord) -> list[str]:
+    """What is missing or changed since `seed`; an empty list means everything is intact."""
+    problems: list[str] = []
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    image = cloud.image.find_image(record.image_id)
+    check(image is not None and image.status == "active", f"image {record.image_id} not active")
+    if image is not None:
+        body = cloud.image.download_image(image).content
+        check(hashlib.sha256(body).hexdigest() == record.image_sha256
+              and len(body) == record.image_size, "image bytes differ from what was uploaded")
+        check(image.checksum == record.image_md5, "image checksum differs")
+    for label, net_id in (("public", record.public_network_id),
+                          ("private", record.private_network_id)):
+        check(cloud.network.find_network(net_id) is not None, f"{label} network missing")
+    check(cloud.network.find_subnet(record.private_subnet_id) is not None, "private subnet missing")
+    router = cloud.network.find_router(record.router_id)
+    check(router is not None, "router missing")
+    if router is not None:
+        is_mode = router.is_ha if record.router_mode == "ha" else router.is_distributed
+        check(bool(is_mode), f"router is no longer {record.router_mode}")
+    keypair = cloud.compute.find_keypair(record.keypair_name)
+    check(keypair is not None and keypair.fingerprint == record.keypair_fingerprint,
+          "keypair missing or changed")
+    check(cloud.identity.find_project(record.project_id) is not None, "demo project missing")
+    check(cloud.identity.find_user(record.user_id) is not None, "demo user missing")
+    server = cloud.compute.find_server(record.server_id)
+    check(server is not None, "server missing")
+    if server is not None:
+        check(server.status == "ACTIVE", f"server is {server.status}")
+    return problems + catalog_problems(cloud)
+
+
+def catalog_problems(cloud) -> list[str]:
+    """Duplicate services or endpoints: what a bootstrap that is not idempotent leaves behind."""
+    services = list(cloud.identity.services())
+    types = collections.Counter(s.type for s in services)
+    problems = [f"{n} services of type {t}" for t, n in types.items() if n > 1]
+    keys = collections.Counter((e.service_id, e.interface, e.region_id)
+                               for e in cloud.identity.endpoints())
+    problems += [f"{n} endpoints for {k}" for k, n in keys.items() if n > 1]
+    return problems
+
+
+def boot_check(cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT) -> float:
+    """Readiness as a user sees it (gotcha 5): boots a server on the seeded network, waits until it
+    is ACTIVE, deletes it, and returns the seconds it took. Retries a boot that the scheduler
+    rejected while the compute services were still re-registering."""
+    started = time.monotonic()
+    flavor = cloud.compute.find_flavor("m1.tiny", ignore_missing=False)
+    while True:
+        server = cloud.compute.create_server(
+            name="stackfleet-boot-check", flavor_id=flavor.id, image_id=record.image_id,
+            networks=[{"uuid": record.private_network_id}])
+        try:
+            wait_for_server(cloud, server.id, timeout)
+            return time.monotonic() - started
+        except RuntimeError:
+            if time.monotonic() - started > timeout:
+                raise
+            time.sleep(1)
+        finally:
+            cloud.compute.delete_server(server.id)
+
+
+def agents(cloud) -> list[dict]:
+    return [{"type": a.agent_type, "host": a.host, "alive": a.is_alive,
+             "agent_mode": (a.configuration or {}).get("agent_mode")}
+            for a in cloud.network.agents()]
+
+
+def network_report(cloud, record: SeedRecord) -> dict:
+    """Where the seeded router and DHCP run, and what bound their ports: for the network role."""
+    router = cloud.network.get_router(record.router_id)
+    hosting = [{"host": a.host, "ha_state": a.ha_state}
+               for a in cloud.network.routers_hosting_l3_agents(router)]
+    dhcp_ports = [{"host": p.binding_host_id, "vif_type": p.binding_vif_type, "status": p.status}
+                  for p in cloud.network.ports(network_id=record.private_network_id,
+                                               device_owner="network:dhcp")]
+    return {"agents": agents(cloud), "router_hosts": hosting, "dhcp_ports": dhcp_ports}
+
+
+def main(argv: list[str]) -> int:
+    command, record_path = argv
+    cloud = connect_from_env()
+    path = Path(record_path)
+    if command == "agents":
+        print(json.dumps(agents(cloud)))
+        return 0
+    if command == "network-report":
+        print(json.dumps(network_report(cloud, SeedRecord.from_json(path.read_text()))))
+        return 0
+    if command == "boot-check":
+        seconds = boot_check(cloud, SeedRecord.from_json(path.read_text()))
+        print(f"boot-check: a server went ACTIVE in {seconds:.1f} s")
+        return 0
+    if command == "seed":
+        started = time.monotonic()
+        record = seed(cloud)
+        path.write_text(record.to_json())
+        print(f"seeded in {time.monotonic() - started:.1f} s: {record.to_json()}")
+        return 0
+    problems = verify(cloud, SeedRecord.from_json(path.read_text()))
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print("verify: everything intact" if not problems else f"verify: {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
