@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 from aetcd import transactions as tx
 

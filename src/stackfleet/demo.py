@@ -1,14 +1,18 @@
-"""The main job on the built-in lab: the 2015 story with sample units.
+"""The main job on the built-in lab: the 2015 story, with a real OpenStack cloud.
 
-Brings the lab up, starts an exclusive unit on a controller and a global unit on the
-compute machines, pulls the power of the machine that runs the exclusive unit, and
-shows it running on another controller with the measured failover time. Every step
-is a real `stackfleet` command, printed before it runs.
+Brings the lab up; starts controller.service, network.service and compute.service from
+their unit files and waits, with progress, until the cloud is healthy; runs the original's
+sample workflow through the real APIs (image, security group rules, external and private
+networks, router, keypair, server); then pulls the power of the controller's machine and
+shows the controller running on another one with the same image (checksum), networks and
+server, and the failover timings. With --core it runs the quick story of two sample units
+instead. Every cluster step is a real `stackfleet` command, printed before it runs.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shlex
 import subprocess
 import sys
@@ -17,11 +21,15 @@ from pathlib import Path
 
 from .cli.context import resolve_endpoints
 from .failover import measure_failover, wait_active
+from .lab.state import load_lab
+from .openstack.admin import admin_environment, wait_controller_ready, workflow
+from .openstack.etcdlink import EtcdClusterLink, key_file
+from .openstack.failover import fail_over_controller, shared_record
 from .registry.store import Registry
 
 REPO = Path(__file__).resolve().parents[2]
-EXCLUSIVE = "beacon.service"
-GLOBAL = "probe.service"
+ROLES = ("controller.service", "network.service", "compute.service")
+READY_TIMEOUT = 600.0
 
 
 def step(title: str) -> None:
@@ -36,49 +44,100 @@ def sh(*argv: str, check: bool = True) -> int:
     return rc
 
 
+def run_workflow(command: str, record: Path, env: dict[str, str], *extra: str) -> str:
+    print(f"$ .venv-openstack/bin/python -m stackfleet.openstack.workflow {command} {record} {' '.join(extra)}".rstrip(),
+          flush=True)
+    done = workflow(command, record, env, *extra)
+    print(done.stdout, end="", flush=True)
+    if done.returncode != 0:
+        raise SystemExit(f"demo: workflow {command} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
 async def machine_name(registry: Registry, machine_id: str) -> str:
     return (await registry.machines())[machine_id].name
 
 
-async def story(units_dir: Path) -> None:
-    registry = Registry.open(resolve_endpoints(None))
-    try:
-        step("Start an exclusive unit (MachineMetadata=role=controller) and a Global unit (role=compute)")
-        sh("start", str(units_dir / EXCLUSIVE), str(units_dir / GLOBAL))
-        sh("list-units")
-        old = await wait_active(registry, EXCLUSIVE, 60)
-        victim = await machine_name(registry, old)
+async def core_story(registry: Registry) -> None:
+    units = REPO / "units" / "examples"
+    step("Start an exclusive unit (MachineMetadata=role=controller) and a Global unit (role=compute)")
+    sh("start", str(units / "beacon.service"), str(units / "probe.service"))
+    sh("list-units")
+    old = await wait_active(registry, "beacon.service", 60)
+    victim = await machine_name(registry, old)
+    step(f"Pull the power of {victim}, the machine that runs beacon.service")
+    fault_at = time.monotonic()
+    sh("lab", "halt", victim)
+    timing = await measure_failover(registry, "beacon.service", old, fault_at)
+    sh("list-units")
+    print(f"\nbeacon.service moved from {victim} to {await machine_name(registry, timing.machine)}: detected "
+          f"{timing.detected:.2f} s, placed {timing.placed:.2f} s, running {timing.running:.2f} s after the halt")
+    step(f"Power {victim} back on: it rejoins")
+    sh("lab", "up", victim)
+    sh("list-units")
 
-        step(f"Pull the power of {victim}, the machine that runs {EXCLUSIVE}")
-        fault_at = time.monotonic()
-        sh("lab", "halt", victim)
-        timing = await measure_failover(registry, EXCLUSIVE, old, fault_at)
-        new = await machine_name(registry, timing.machine)
-        sh("list-units")
-        print(f"\n{EXCLUSIVE} moved from {victim} to {new}:")
-        print(f"  detected (lease expired)   {timing.detected:6.2f} s after the halt")
-        print(f"  placed on {new:<15}  {timing.placed:6.2f} s")
-        print(f"  running again              {timing.running:6.2f} s")
 
-        step(f"Power {victim} back on: it rejoins, and the unit stays where it is")
-        sh("lab", "up", victim)
-        sh("list-machines")
-        sh("list-units")
-    finally:
-        await registry.close()
+async def openstack_story(registry: Registry, shared: Path) -> None:
+    link = EtcdClusterLink(registry, key_file(shared))
+    step("Start the OpenStack roles from their unit files")
+    started = time.monotonic()
+    sh("start", "--no-block", *(str(REPO / "units" / r) for r in ROLES))
+    address = await wait_controller_ready(link, READY_TIMEOUT, progress=lambda s: print(f"  controller {s}", flush=True))
+    print(f"the cloud answers at {address} after {time.monotonic() - started:.0f} s")
+    sh("list-units")
+    sh("config", "show")
+
+    step("The original's sample workflow, through the real APIs")
+    record = shared_record(shared)
+    # A second run of the main job seeds a second set of the README's names, suffixed.
+    suffix = () if not record.exists() else (f"-{time.strftime('%H%M%S')}",)
+    run_workflow("seed", record, await admin_environment(link, address), *suffix)
+    seeded = json.loads(record.read_text())
+
+    step("Pull the power of the machine that runs controller.service")
+    moved = await fail_over_controller(registry, link, lambda name: sh("lab", "halt", name))
+    sh("list-units")
+
+    step(f"The same cloud, from {moved.machine}")
+    env = await admin_environment(link, moved.address)
+    run_workflow("verify", record, env)
+    print(f"image {seeded['image_id']}: sha256 {seeded['image_sha256']} (bytes re-read and compared)")
+    run_workflow("boot-check", record, env)
+
+    print(f"\ncontroller.service moved from {moved.victim} to {moved.machine}; seconds after the halt:")
+    for label, seconds in moved.rows():
+        print(f"  {label:<28} {seconds:6.1f}")
+    victim = moved.victim
+
+    step(f"Power {victim} back on: it rejoins as a spare controller")
+    sh("lab", "up", victim)
+    sh("list-machines")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stackfleet-demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--units", type=Path, default=REPO / "units" / "examples", help="where the sample units are")
+    parser.add_argument("--core", action="store_true", help="only the cluster core, with two sample units (fast)")
     args = parser.parse_args(argv)
     step("Bring up the lab: 3 controllers (with etcd), 2 network, 2 compute, 2 nova-docker machines")
     sh("lab", "up")
     sh("list-machines")
-    asyncio.run(story(args.units))
-    print("\nThe lab keeps running. Try `stackfleet list-units`, `stackfleet journal -f beacon.service`,"
-          " `stackfleet lab status`; `stackfleet lab destroy` removes it all.")
+    lab = load_lab()
+    assert lab is not None
+
+    async def story() -> None:
+        registry = Registry.open(resolve_endpoints(None))
+        try:
+            if args.core:
+                await core_story(registry)
+            else:
+                await openstack_story(registry, Path(lab.shared_dir))
+        finally:
+            await registry.close()
+
+    asyncio.run(story())
+    print("\nThe lab keeps running. Try `stackfleet list-units`, `stackfleet journal -f controller.service`,"
+          " `stackfleet connect controller.service`, `stackfleet lab status`; `stackfleet lab destroy` removes it all.")
     return 0
 
 

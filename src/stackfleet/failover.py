@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
 
+from .registry.connection import EtcdUnavailable
 from .registry.store import Registry
+
+T = TypeVar("T")
 
 POLL = 0.02
 
@@ -25,11 +29,20 @@ async def where_active(registry: Registry, unit: str) -> list[str]:
     return sorted(s.machine for s in await registry.states() if s.name == unit and s.active == "active")
 
 
+async def patiently(probe: Callable[[], Awaitable[T]], fallback: T) -> T:
+    """A probe inside a wait loop: while the fault being measured also costs etcd a member
+    (a halted or cut-off controller runs one), a failed read means "not yet", not an error."""
+    try:
+        return await probe()
+    except EtcdUnavailable:
+        return fallback
+
+
 async def wait_active(registry: Registry, unit: str, timeout: float) -> str:
     """The machine id where the unit is active, waiting up to timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        machines = await where_active(registry, unit)
+        machines = await patiently(lambda: where_active(registry, unit), [])
         if machines:
             return machines[0]
         await asyncio.sleep(POLL * 5)
@@ -42,14 +55,14 @@ async def measure_failover(registry: Registry, unit: str, old_machine: str, faul
     deadline = fault_at + timeout
     while time.monotonic() < deadline:
         now = time.monotonic() - fault_at
-        if not detected and old_machine not in await registry.machines():
+        if not detected and old_machine not in await patiently(registry.machines, {old_machine: None}):
             detected = now
         if not placed:
-            entries = (await registry.schedule()).get(unit, {})
+            entries = (await patiently(registry.schedule, {})).get(unit, {})
             if any(m != old_machine for m in entries):
                 placed = now
         if placed:
-            active = [m for m in await where_active(registry, unit) if m != old_machine]
+            active = [m for m in await patiently(lambda: where_active(registry, unit), []) if m != old_machine]
             if active:
                 return FailoverTiming(detected or now, placed, now, active[0])
         await asyncio.sleep(POLL)

@@ -5,7 +5,6 @@ import asyncio
 import time
 
 import pytest
-from aetcd import transactions as tx
 
 from stackfleet.registry.connection import EtcdUnavailable
 from stackfleet.registry.lease import LeaseExpired, LeaseKeeper

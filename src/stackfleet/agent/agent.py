@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..registry.connection import EtcdUnavailable

@@ -137,8 +137,29 @@ async def connect(registry: Registry, args: argparse.Namespace) -> int:
                STACKFLEET_PUBLIC_IP=machine.public_ip, PS1=f"{machine.name}:\\w# ")
     if unit:
         env["STACKFLEET_UNIT"] = unit
+    env.update(await _admin_shell_env(registry))
     command = [c for i, c in enumerate(args.remote_command) if i or c != "--"] or ["bash", "--norc", "-i"]
     return _remote(machine, command, env)
+
+
+async def _admin_shell_env(registry: Registry) -> dict[str, str]:
+    """The cloud admin's OS_* variables and the openstack CLI on PATH, once a controller answers
+    (the original's `connect` loaded them too); nothing before that."""
+    from ..openstack.admin import admin_environment
+    from ..openstack.cli import shared_dir_default
+    from ..openstack.etcdlink import EtcdClusterLink, key_file
+    from ..openstack.roles import default_venv
+    from ..openstack.settings import SettingsError
+
+    link = EtcdClusterLink(registry, key_file(shared_dir_default()))
+    address = (await link.controller()).get("address")
+    if not address:
+        return {}
+    try:
+        env = await admin_environment(link, str(address))
+    except SettingsError:
+        return {}
+    return env | {"PATH": f"{default_venv() / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
 
 
 def _remote(machine: MachineRecord, command: list[str], env: dict[str, str] | None = None) -> int:

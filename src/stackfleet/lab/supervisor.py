@@ -22,7 +22,6 @@ Detach (what `stackfleet lab up` does): python -m stackfleet.lab.supervisor --de
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import selectors
@@ -35,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stackfleet.runtime.procfs import become_subreaper, exited_children
+
 from stackfleet.lab import nsprocs
 from stackfleet.lab.state import machine_dir, read_lab
 
-PR_SET_CHILD_SUBREAPER = 36
 SOCKET_NAME = "supervisor.sock"
 PID_NAME = "supervisor.pid"
 LOG_NAME = "supervisor.log"
@@ -60,12 +60,6 @@ class Child:
         return self.exit is None
 
 
-def set_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
 class Supervisor:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -77,13 +71,7 @@ class Supervisor:
 
     def reap(self) -> None:
         """Collects every exited child, ours or adopted, without blocking."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in exited_children():
             child = self.children.get(pid)
             if child is not None:
                 child.exit = os.waitstatus_to_exitcode(status)
@@ -210,7 +198,7 @@ class Supervisor:
     # -- main loop --------------------------------------------------------------------------
 
     def serve(self) -> None:
-        set_subreaper()
+        become_subreaper()
         sock_path = self.root / SOCKET_NAME
         pid_path = self.root / PID_NAME
         sock_path.unlink(missing_ok=True)

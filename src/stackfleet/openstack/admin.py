@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from . import settings as settings_mod
+from ..failover import patiently
 from .configs import PORTS, openrc
 from .link import ClusterLink
 from .roles import default_venv
@@ -29,7 +30,7 @@ async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str |
     deadline = time.monotonic() + timeout
     said = ""
     while time.monotonic() < deadline:
-        record = await controller_record(link)
+        record = await patiently(lambda: controller_record(link), {})
         address = str(record.get("address", ""))
         ready = record.get("ready") or {}
         assert isinstance(ready, dict)
@@ -54,11 +55,12 @@ async def admin_environment(link: ClusterLink, address: str) -> dict[str, str]:
     return env
 
 
-def workflow(command: str, record: Path, admin_env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def workflow(command: str, record: Path, admin_env: dict[str, str], *extra: str,
+             timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the original's sample workflow (seed, verify, boot-check...) in the OpenStack venv."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")} | admin_env
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    return subprocess.run([str(default_venv() / "bin" / "python"), "-m", "stackfleet.openstack.workflow", command, str(record)],
+    return subprocess.run([str(default_venv() / "bin" / "python"), "-m", "stackfleet.openstack.workflow", command, str(record), *extra],
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -19,7 +19,8 @@ from stackfleet.openstack import layout, settings as settings_mod
 from stackfleet.openstack.configs import Site, site_to_dict
 from stackfleet.openstack.link import ClusterLink
 from stackfleet.openstack.mountns import private_netns_dir
-from stackfleet.openstack.supervisor import Supervisor, become_subreaper
+from stackfleet.openstack.supervisor import Supervisor
+from stackfleet.runtime.procfs import become_subreaper
 
 ROLES = ("controller", "compute", "network")
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -8,7 +8,6 @@ One-shot commands go through the same loop (`run_once`), because a second waiter
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -17,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-PR_SET_CHILD_SUBREAPER = 36
+from stackfleet.runtime.procfs import exited_children
+
 REAP_INTERVAL = 0.1
 STABLE_AFTER = 60.0  # a service that ran this long has its failure count reset
 
@@ -41,12 +41,6 @@ class ServiceSpec:
 def backoff(failures: int, base: float = 1.0, cap: float = 30.0) -> float:
     """Seconds to wait before restarting a service that failed `failures` times in a row."""
     return min(cap, base * 2 ** max(0, failures - 1))
-
-
-def become_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def _children_of(pid: int) -> list[int]:
@@ -157,13 +151,7 @@ class Supervisor:
         task.add_done_callback(self._restarts.discard)
 
     def _reap_all(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in exited_children():
             self._exited(pid, status)
 
     async def _reap_forever(self) -> None:

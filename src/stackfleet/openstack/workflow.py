@@ -10,7 +10,7 @@
     agents(cloud) -> list                 Neutron's agents and whether they are alive
 
 Runs inside the OpenStack venv (openstacksdk). From elsewhere:
-    .venv-openstack/bin/python -m stackfleet.openstack.workflow seed|verify|boot-check|network-report|agents RECORD_JSON
+    .venv-openstack/bin/python -m stackfleet.openstack.workflow seed|verify|boot-check|network-report|agents RECORD_JSON [SUFFIX]
 with the admin's OS_* variables set (see `stackfleet openstack credentials`).
 """
 from __future__ import annotations
@@ -148,11 +148,7 @@ def seed(cloud, suffix: str = "") -> SeedRecord:
     member = cloud.identity.find_role("member", ignore_missing=False)
     cloud.identity.assign_project_role_to_user(project, user, member)
 
-    flavor = cloud.compute.find_flavor("m1.tiny", ignore_missing=False)
-    server = cloud.compute.create_server(
-        name=f"demo01{suffix}", flavor_id=flavor.id, image_id=image.id,
-        networks=[{"uuid": private.id}], key_name=keypair.name)
-    server = wait_for_server(cloud, server.id)
+    server = boot_server(cloud, f"demo01{suffix}", image.id, private.id, key_name=keypair.name)
     return SeedRecord(
         image_id=image.id, image_sha256=hashlib.sha256(payload).hexdigest(),
         image_md5=hashlib.md5(payload).hexdigest(), image_size=len(payload),
@@ -209,25 +205,33 @@ def catalog_problems(cloud) -> list[str]:
     return problems
 
 
-def boot_check(cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT) -> float:
-    """Readiness as a user sees it (gotcha 5): boots a server on the seeded network, waits until it
-    is ACTIVE, deletes it, and returns the seconds it took. Retries a boot that the scheduler
-    rejected while the compute services were still re-registering."""
+def boot_server(cloud, name: str, image_id: str, network_id: str, key_name: str | None = None,
+                timeout: float = SERVER_TIMEOUT):
+    """Boots a server and waits until it is ACTIVE. A boot that the scheduler rejected while the
+    compute services were still (re-)registering is deleted and tried again until timeout."""
     started = time.monotonic()
     flavor = cloud.compute.find_flavor("m1.tiny", ignore_missing=False)
     while True:
         server = cloud.compute.create_server(
-            name="stackfleet-boot-check", flavor_id=flavor.id, image_id=record.image_id,
-            networks=[{"uuid": record.private_network_id}])
+            name=name, flavor_id=flavor.id, image_id=image_id, networks=[{"uuid": network_id}],
+            **({"key_name": key_name} if key_name else {}))
         try:
-            wait_for_server(cloud, server.id, timeout)
-            return time.monotonic() - started
+            return wait_for_server(cloud, server.id, timeout)
         except RuntimeError:
+            cloud.compute.delete_server(server.id)
             if time.monotonic() - started > timeout:
                 raise
             time.sleep(1)
-        finally:
-            cloud.compute.delete_server(server.id)
+
+
+def boot_check(cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT) -> float:
+    """Readiness as a user sees it (gotcha 5): boots a server on the seeded network, waits until it
+    is ACTIVE, deletes it, and returns the seconds it took."""
+    started = time.monotonic()
+    server = boot_server(cloud, "stackfleet-boot-check", record.image_id, record.private_network_id,
+                         timeout=timeout)
+    cloud.compute.delete_server(server.id)
+    return time.monotonic() - started
 
 
 def agents(cloud) -> list[dict]:
@@ -248,7 +252,7 @@ def network_report(cloud, record: SeedRecord) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    command, record_path = argv
+    command, record_path, *rest = argv
     cloud = connect_from_env()
     path = Path(record_path)
     if command == "agents":
@@ -263,7 +267,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "seed":
         started = time.monotonic()
-        record = seed(cloud)
+        record = seed(cloud, *rest[:1])  # a suffix keeps a second seed apart from the first
         path.write_text(record.to_json())
         print(f"seeded in {time.monotonic() - started:.1f} s: {record.to_json()}")
         return 0

@@ -3,8 +3,10 @@ identified by (pid, start time) and a zombie counts as dead."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,26 @@ def unit_processes(shim_pid: int, stats: list[ProcStat]) -> list[ProcStat]:
                 found[child.pid] = child
             todo.append(child.pid)
     return [s for s in found.values() if s.alive]
+
+
+def exited_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of every exited child, ours or adopted as subreaper, without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (daemons that double-fork) are reparented to us, not to PID 1,
+    which here reaps them late."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")

@@ -14,7 +14,6 @@ output, reaps children, checks the fence and never blocks longer than TICK.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import math
 import os
@@ -41,7 +40,6 @@ from stackfleet.unit.values import ExecCommand, expand_argv, parse_environment_f
 TICK = 0.05  # the fence is checked at least this often
 READS_PER_PUMP = 16  # 64 KiB reads per pipe between two fence checks
 KILL_WAIT = 5.0  # how long SIGKILLed processes get to vanish before the shim gives up waiting
-PR_SET_CHILD_SUBREAPER = 36
 EXIT_LOCKED = 75  # another shim already supervises this unit
 
 
@@ -418,13 +416,7 @@ class Shim:
             self._signal_all(None, signal.SIGKILL)
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in procfs.exited_children():
             child = self._children.pop(pid, None)
             if child is None:
                 continue  # an orphan reparented to us as subreaper: reaped, nothing to record
@@ -496,13 +488,6 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _become_subreaper() -> None:
-    """Orphaned descendants (daemons that double-fork) are reparented to us, not to PID 1."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m stackfleet.runtime.shim UNIT_DIR", file=sys.stderr)
@@ -518,7 +503,7 @@ def main(argv: list[str]) -> int:
     if not isinstance(data, dict):
         print(f"{paths.spec}: missing or not JSON", file=sys.stderr)
         return 1
-    _become_subreaper()
+    procfs.become_subreaper()
     # lock_fd stays open (and locked) until this process ends.
     shim = Shim(paths, ShimConfig.from_json(data))
     try:
