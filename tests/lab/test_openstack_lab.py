@@ -18,6 +18,7 @@ from stackfleet.openstack.admin import admin_environment, wait_controller_ready,
 from stackfleet.openstack.failover import ControllerFailover, fail_over_controller
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
 from stackfleet.openstack.roles import default_venv
+from stackfleet.failover import patiently
 from stackfleet.registry.store import Registry
 
 from .faults import REPO, cli
@@ -82,12 +83,14 @@ def cloud(lab_session) -> Iterator[dict[str, object]]:  # type: ignore[no-untype
     record = Path(lab.shared_dir) / "seed-record.json"
     seeded = workflow("seed", record, env)
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    yield {"lab": lab, "record": record, "cold_start": time.monotonic() - started}
+    yield {"lab": lab, "session": lab_session, "record": record, "cold_start": time.monotonic() - started}
     cli(lab, "destroy", "controller.service", "network.service", "compute.service")
 
 
 def _fail_over(cloud: dict[str, object], fault: str) -> ControllerFailover:
-    lab: LabInfo = cloud["lab"]  # type: ignore[assignment]
+    # Every machine back first (an earlier test halted one): etcd needs two of three members.
+    lab: LabInfo = cloud["session"].ensure_up()  # type: ignore[attr-defined]
+    on_link(lab, lambda link: _all_machines_present(link.registry, lab))
     watch = MariadbWatch(Path(lab.shared_dir) / "mysql")
     watch.start()
     faulted: list[str] = []
@@ -108,6 +111,14 @@ def _fail_over(cloud: dict[str, object], fault: str) -> ControllerFailover:
     assert moved.machine != moved.victim
     print(f"{fault}: " + ", ".join(f"{label} {seconds:.1f} s" for label, seconds in moved.rows()))
     return moved
+
+
+async def _all_machines_present(registry: Registry, lab: LabInfo) -> None:
+    wanted = {m.machine_id for m in lab.machines}
+    deadline = time.monotonic() + 60
+    while not wanted <= set(await patiently(registry.machines, {})):
+        assert time.monotonic() < deadline, "a machine did not rejoin"
+        await asyncio.sleep(0.2)
 
 
 def _everything_intact(cloud: dict[str, object], moved: ControllerFailover) -> None:
