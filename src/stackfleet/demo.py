@@ -58,6 +58,14 @@ async def machine_name(registry: Registry, machine_id: str) -> str:
     return (await registry.machines())[machine_id].name
 
 
+async def rejoined(registry: Registry, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while name not in {m.name for m in (await registry.machines()).values()}:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: {name} did not rejoin within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
 async def core_story(registry: Registry) -> None:
     units = REPO / "units" / "examples"
     step("Start an exclusive unit (MachineMetadata=role=controller) and a Global unit (role=compute)")
@@ -74,6 +82,7 @@ async def core_story(registry: Registry) -> None:
           f"{timing.detected:.2f} s, placed {timing.placed:.2f} s, running {timing.running:.2f} s after the halt")
     step(f"Power {victim} back on: it rejoins")
     sh("lab", "up", victim)
+    await rejoined(registry, victim)
     sh("list-units")
 
 
@@ -111,6 +120,7 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
 
     step(f"Power {victim} back on: it rejoins as a spare controller")
     sh("lab", "up", victim)
+    await rejoined(registry, victim)
     sh("list-machines")
 
 
