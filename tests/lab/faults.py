@@ -3,7 +3,6 @@ beacon unit's log of where and when it ran."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typing import Awaitable, Callable, TypeVar
 from stackfleet.lab.nsprocs import netns_id, pids_in_netns
 from stackfleet.lab.state import LabInfo
 from stackfleet.registry.store import Registry
+from stackfleet.runtime.procfs import send
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "units" / "examples"
@@ -54,11 +54,7 @@ def machine_processes(lab: LabInfo, machine: str, needle: str) -> list[int]:
 
 
 def kill(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    send(pids, signal.SIGKILL)
 
 
 @dataclass

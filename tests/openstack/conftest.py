@@ -18,6 +18,7 @@ import pytest
 
 from stackfleet.openstack.roles import REPO_ROOT, default_venv
 from stackfleet.openstack.supervisor import _children_of
+from stackfleet.runtime.procfs import send
 
 ADDRESS = "127.0.0.1"
 READY_TIMEOUT = 240.0
@@ -103,11 +104,7 @@ class Cloud:
         """SIGKILL of the role and every process under it, all at once: a machine dying."""
         proc = self.procs.pop(role)
         pids = descendants(proc.pid)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        send(pids, signal.SIGKILL)
         proc.wait()
         return len(pids)
 

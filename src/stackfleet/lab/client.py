@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stackfleet.lab import nsprocs
-from stackfleet.lab.supervisor import PID_NAME, SOCKET_NAME
+from stackfleet.lab.supervisor import PID_NAME, SOCKET_NAME, read_line
 
 
 class SupervisorUnavailable(RuntimeError):
@@ -32,12 +32,7 @@ def request(root: Path, payload: dict[str, Any], timeout: float = 30.0) -> dict[
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise SupervisorUnavailable(f"no lab supervisor at {path}") from exc
         sock.sendall(json.dumps(payload).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_line(sock)
     finally:
         sock.close()
     if not data:
@@ -86,3 +81,4 @@ def ensure_running(root: Path, timeout: float = 10.0) -> int:
     raise SupervisorUnavailable(
         f"the lab supervisor did not answer within {timeout:.0f} s; see {root / 'supervisor.log'}"
     )
+

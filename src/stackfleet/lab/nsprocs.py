@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from stackfleet.lab.state import NETNS_DIR
+from stackfleet.runtime.procfs import send
 
 PROC = Path("/proc")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -63,14 +64,6 @@ def rss_bytes(pid: int) -> int:
     except (OSError, IndexError, ValueError):
         return 0
     return resident_pages * PAGE_SIZE
-
-
-def send(pids: Iterable[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def kill_netns(ns: NsId, timeout: float = 5.0) -> set[int]:

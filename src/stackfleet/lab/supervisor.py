@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackfleet.runtime.procfs import become_subreaper, exited_children
 
 from stackfleet.lab import nsprocs
 from stackfleet.lab.state import machine_dir, read_lab
+from stackfleet.runtime.procfs import become_subreaper, exited_children
 
 SOCKET_NAME = "supervisor.sock"
 PID_NAME = "supervisor.pid"
@@ -176,13 +176,7 @@ class Supervisor:
         with conn:
             conn.settimeout(5.0)
             try:
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                req = json.loads(data)
+                req = json.loads(read_line(conn))
                 op = getattr(self, f"op_{req.get('op')}", None)
                 if op is None:
                     reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}
@@ -258,6 +252,17 @@ def detach(root: Path) -> None:
             start_new_session=True,
             cwd="/",
         )
+
+
+def read_line(sock: socket.socket) -> bytes:
+    """One newline-terminated message of the supervisor protocol (or what came before EOF)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def main(argv: list[str]) -> int:

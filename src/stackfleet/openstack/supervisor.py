@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from stackfleet.runtime.procfs import exited_children
+from stackfleet.runtime.procfs import exited_children, send
 
 REAP_INTERVAL = 0.1
 STABLE_AFTER = 60.0  # a service that ran this long has its failure count reset
@@ -217,11 +217,7 @@ class Supervisor:
         # Adopted orphans (dnsmasq, keepalived, haproxy...), and theirs as they get orphaned too.
         deadline = time.monotonic() + 5
         while (left := _children_of(os.getpid())) and time.monotonic() < deadline:
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            send(left, signal.SIGKILL)
             self._reap_all()
             await asyncio.sleep(0.05)
         if self._reaper is not None:
