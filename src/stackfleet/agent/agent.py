@@ -148,8 +148,10 @@ class Agent:
     def _fence(self, kill: bool) -> None:
         self.fenced = True
         for name, unit in self.units.items():
-            if not unit.exclusive or unit.launched_hash is None and not kill:
+            if not unit.exclusive:
                 continue
+            if not kill and unit.launched_hash is None:
+                continue  # nothing of ours to stop gracefully; the kill pass still checks it
             if kill:
                 if self.runtime.status(name).active in RUNNING:
                     self.runtime.kill(name)

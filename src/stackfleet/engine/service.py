@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import Callable, TypeVar
 
 from ..registry.connection import EtcdUnavailable
 from ..registry.lease import LeaseExpired, LeaseKeeper
@@ -19,6 +19,7 @@ from .model import Job, Machine, RecordReason, ClearReason, Schedule, Snapshot, 
 from .planner import plan
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 
 # Changes that arrive within this window are planned together: one plan, few transactions.
 DEBOUNCE = 0.02
@@ -103,7 +104,7 @@ class Engine:
         ]
         await _first(self._plan_loop(revision), keeper, *feeds)
 
-    async def _feed(self, prefix: bytes, apply: "callable[[WatchUpdate], None]") -> None:  # type: ignore[valid-type]
+    async def _feed(self, prefix: bytes, apply: Callable[[WatchUpdate], None]) -> None:
         async for update in self.registry.watch(prefix):
             apply(update)
             self._dirty.set()
@@ -206,7 +207,8 @@ def _drop_entry(schedule: dict[str, dict[str, ScheduleEntry]], unit: str, machin
         schedule.pop(unit, None)
 
 
-def _merge(target: dict, update: WatchUpdate, base: bytes, decode) -> None:  # type: ignore[type-arg]
+def _merge(target: dict[str, V], update: WatchUpdate, base: bytes,
+           decode: Callable[[list[str], bytes], tuple[str, V]]) -> None:
     if update.reset:
         target.clear()
         changes: list[tuple[bytes, bytes | None]] = list(update.items.items())

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from . import settings as settings_mod
 from ..failover import patiently
@@ -25,7 +26,7 @@ async def controller_record(link: ClusterLink) -> dict[str, object]:
 
 
 async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str | None = None,
-                                progress: "callable[[str], None] | None" = None) -> str:  # type: ignore[valid-type]
+                                progress: Callable[[str], None] | None = None) -> str:
     """The controller's address once it reports every service ready (elsewhere than not_at)."""
     deadline = time.monotonic() + timeout
     said = ""
