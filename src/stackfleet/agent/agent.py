@@ -59,6 +59,7 @@ class _Unit:
     launched_hash: str | None = None  # the body we started and have not been told to stop
     reported: UnitState | None = None
     exclusive: bool = False
+    holds_lock: bool = False  # we took its fencing lock and have not released it
     fenced: bool = False
 
 
@@ -92,7 +93,7 @@ class Agent:
             unit = self.units.setdefault(name, _Unit())
             if marker.exists():
                 unit.launched_hash, _, flag = marker.read_text().partition(" ")
-                unit.exclusive = flag == "exclusive"
+                unit.exclusive = unit.holds_lock = flag == "exclusive"
             log.info("adopting %s left by an earlier agent", name)
 
     async def _join(self) -> None:
@@ -193,11 +194,12 @@ class Agent:
 
     async def reconcile(self) -> None:
         self.runtime.reap()
-        for name in sorted(set(self.schedule) | set(self.units) | set(self.runtime.units())):
-            await self._reconcile_unit(name, self.schedule.get(name), self.units.setdefault(name, _Unit()))
+        present = set(self.runtime.units())
+        for name in sorted(set(self.schedule) | set(self.units) | present):
+            unit = self.units.setdefault(name, _Unit())
+            await self._reconcile_unit(name, self.schedule.get(name), unit, known=name in present)
 
-    async def _reconcile_unit(self, name: str, entry: ScheduleEntry | None, unit: _Unit) -> None:
-        known = name in self.runtime.units()
+    async def _reconcile_unit(self, name: str, entry: ScheduleEntry | None, unit: _Unit, known: bool) -> None:
         status = self.runtime.status(name) if known else None
         if status is not None and status.orphaned:
             self.runtime.kill(name)  # processes outlived their shim: nothing may start beside them
@@ -214,8 +216,9 @@ class Agent:
                     self.runtime.stop(name)
             else:
                 self._forget_launch(name, unit)
-                if unit.exclusive:
+                if unit.holds_lock:
                     await self.registry.release_lock(name, self.machine_id)
+                    unit.holds_lock = False
                 if entry is None:
                     if known:
                         self.runtime.remove(name)
@@ -235,8 +238,10 @@ class Agent:
         spec = await self._spec(name, entry.hash)
         if spec is None:
             return
-        if entry.exclusive and not await self.registry.acquire_lock(name, self.machine_id, self.keeper.lease_id):
-            return  # the previous holder's lease has not expired yet; retried next pass
+        if entry.exclusive:
+            unit.holds_lock = await self.registry.acquire_lock(name, self.machine_id, self.keeper.lease_id)
+            if not unit.holds_lock:
+                return  # the previous holder's lease has not expired yet; retried next pass
         # The lock may have been won just as renewals began failing: never start past the deadline.
         if entry.exclusive and time.monotonic() >= self.policy.stop_at(self.keeper.last_renewal_sent):
             return
@@ -281,16 +286,16 @@ class Agent:
         }
 
     async def _report(self, name: str, entry: ScheduleEntry | None, unit: _Unit) -> None:
-        status = self.runtime.status(name) if name in self.runtime.units() else None
+        status = self.runtime.status(name)  # inactive/dead for a unit the runtime does not know
         state = UnitState(
             name=name,
             machine=self.machine_id,
             hash=entry.hash if entry else "",
             load="loaded",
-            active=status.active if status else "inactive",
-            sub=status.sub if status else "dead",
-            since=(status.since or "") if status else "",
-            main_pid=(status.main_pid or 0) if status else 0,
+            active=status.active,
+            sub=status.sub,
+            since=status.since or "",
+            main_pid=status.main_pid or 0,
         )
         if state != unit.reported:
             await self.registry.report_state(state, self.keeper.lease_id)

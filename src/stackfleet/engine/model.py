@@ -7,11 +7,12 @@ the registry writes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Literal, Mapping
+from typing import Iterable, Mapping
 
+from stackfleet.registry.records import DesiredState
 from stackfleet.unit.model import Constraints
 
-DesiredState = Literal["inactive", "loaded", "launched"]
+__all__ = ["DesiredState"]  # re-exported: the planner's model speaks the registry's states
 
 
 @dataclass(frozen=True)
