@@ -153,3 +153,15 @@ def test_lease_keeper_renews_adopts_and_reports_expiry(etcd: LocalEtcd) -> None:
             assert not await LeaseKeeper(r.conn, 2).adopt(lease)
 
     run(body())
+
+
+def test_calls_in_flight_survive_a_failover_by_a_concurrent_call(etcd_cluster: LocalEtcdCluster) -> None:
+    async def body() -> None:
+        async with Registry.open(etcd_cluster.endpoints) as r:
+            await r.submit(job("a.service", "h1"), "one", False)
+            generation = r.conn.generation
+            results = await asyncio.gather(*(r.jobs() for _ in range(30)), r.conn.failover(generation))
+            assert all(set(found) == {"a.service"} for found in results[:-1])
+            assert r.conn.generation == generation + 1
+
+    run(body())

@@ -119,6 +119,13 @@ class EtcdConnection:
             except RETRYABLE as err:
                 last = err
                 await self.failover(generation)
+            except asyncio.CancelledError as err:
+                # A concurrent call failed over and closed the channel this call was using:
+                # gRPC reports that as a cancellation. Only a cancellation of our own task stops us.
+                task = asyncio.current_task()
+                if generation == self.generation or (task is not None and task.cancelling()):
+                    raise
+                last = err
         raise EtcdUnavailable(self.endpoints, last)
 
     async def close(self) -> None:
