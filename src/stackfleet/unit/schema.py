@@ -131,7 +131,6 @@ VALUE_CHECKS: dict[tuple[str, str], Callable[[str], object]] = {
     ("Service", "StartLimitBurst"): _count,
     ("Unit", "StartLimitBurst"): _count,
     ("Unit", "StartLimitIntervalSec"): _timespan,
-    ("Unit", "StartLimitInterval"): _timespan,
     **{("Service", key): _timespan for key in TIMESPAN_KEYS},
     **{("Service", key): _boolean for key in BOOLEAN_KEYS},
     **{("Service", key): _command for key in EXEC_KEYS},

@@ -73,8 +73,7 @@ def _rows(directive: Directive, *keys: str) -> dict[str, Directive]:
 DIRECTIVES: dict[str, dict[str, Directive]] = {
     "Unit": {
         **_rows(SUPPORTED, "Description", "Documentation", "SourcePath"),
-        # The runtime reads these from [Unit]; StartLimitInterval= is systemd's old name.
-        **_rows(SUPPORTED, "StartLimitIntervalSec", "StartLimitInterval", "StartLimitBurst"),
+        **_rows(SUPPORTED, "StartLimitIntervalSec", "StartLimitBurst"),
         **_rows(_DEPENDENCY, "Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Upholds",
                 "Conflicts", "Before", "After", "OnFailure", "OnSuccess", "PropagatesReloadTo",
                 "ReloadPropagatedFrom", "JoinsNamespaceOf", "RequiresMountsFor",
@@ -113,10 +112,10 @@ DIRECTIVES: dict[str, dict[str, Directive]] = {
                 "SendSIGKILL", "SendSIGHUP"),
         **_rows(_OUTPUT, "StandardInput", "StandardOutput", "StandardError", "SyslogIdentifier",
                 "SyslogFacility", "SyslogLevel"),
-        # systemd still reads the old [Service] places; our runtime reads [Unit] only.
-        "StartLimitInterval": _ignored("the runtime reads it from [Unit]: "
-                                       "move it there as StartLimitIntervalSec="),
-        "StartLimitBurst": _ignored("the runtime reads it from [Unit]: move it there"),
+        # systemd's old places: the runtime falls back to StartLimitInterval= here, but reads
+        # StartLimitBurst= from [Unit] only.
+        "StartLimitInterval": SUPPORTED,
+        "StartLimitBurst": _ignored("the runtime reads it from [Unit] only: move it there"),
     },
     "Install": _rows(_INSTALL, "WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also",
                      "DefaultInstance"),
@@ -145,12 +144,14 @@ class Findings:
     warnings: list[UnitError] = field(default_factory=list)
 
 
-def _entry_findings(section: str, entry: Entry, name: UnitName, path: str, out: Findings) -> None:
+def _entry_findings(section: str, entry: Entry, in_effect: bool, name: UnitName, path: str,
+                    out: Findings) -> None:
+    """in_effect: the entry is the value that counts (the last one after any reset)."""
     row = directive(section, entry.key)
     if row is None or entry.raw == "":
         return
     shown = f"{entry.key}="
-    if row.values and not (name.is_template and uses_instance(entry.raw)):
+    if row.values and in_effect and not (name.is_template and uses_instance(entry.raw)):
         value_row = row.values.get(entry.value)
         if value_row is not None:
             row, shown = value_row, f"{entry.key}={entry.value}"
@@ -194,8 +195,10 @@ def support_findings(sections: tuple[Section, ...], name: UnitName, path: str) -
                                     "stackfleet runs .service units only; write a service"))
         return out
     for section in sections:
+        keys = {e.key for e in section.entries}
+        in_effect = {_last(list(section.entries), key) for key in keys}
         for entry in section.entries:
-            _entry_findings(section.name, entry, name, path, out)
+            _entry_findings(section.name, entry, entry in in_effect, name, path, out)
     service = next((s for s in sections if s.name == "Service"), None)
     if service is not None:
         _service_findings(service, path, out)
