@@ -100,6 +100,9 @@ MachineMetadata=role=a
 
 def test_reset_directives_and_later_overrides_do_not_warn() -> None:
     assert warnings_of(SERVICE + "User=\n") == []
+    assert warnings_of(SERVICE + "User=a\nUser=\n") == []
+    assert [line for line, _, _ in warnings_of(
+        "[Unit]\nAfter=a\nAfter=\nAfter=b\nAfter=c\n" + SERVICE)] == [4, 5]
     assert warnings_of(SERVICE + "Type=notify\nType=simple\n") == []
 
 

@@ -7,10 +7,6 @@ import sys
 
 from ..unit import UnitError, unit_warnings, verify_json, verify_paths
 
-HELP = ("check unit files offline: file:line errors, exit 1 if any is invalid; "
-        "warnings name directives that stackfleet accepts and ignores")
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the parsed constraints as JSON, each unit with its warnings")

@@ -56,7 +56,8 @@ _NO_LIMIT = _ignored("the unit runs without this resource limit")
 _SANDBOX = _ignored("the unit runs without this sandboxing")
 _STOP = _ignored("stop runs ExecStop=, then sends SIGTERM to every process of the unit, "
                  "and SIGKILL after TimeoutStopSec=")
-_EXIT = _ignored("exit status 0 is success; Restart= decides on the rest")
+_EXIT = _ignored("only exit status 0 and SIGHUP, SIGINT, SIGTERM or SIGPIPE count as success, "
+                 "as systemd's default")
 _ENV = _ignored("the environment is the agent's base environment, Environment= and EnvironmentFile=")
 _OUTPUT = _ignored("output goes to the unit's journal (stackfleet journal)")
 _MAIN_PID = _ignored("the main process is the one ExecStart= starts")
@@ -144,22 +145,23 @@ class Findings:
     warnings: list[UnitError] = field(default_factory=list)
 
 
-def _entry_findings(section: str, entry: Entry, in_effect: bool, name: UnitName, path: str,
-                    out: Findings) -> None:
-    """in_effect: the entry is the value that counts (the last one after any reset)."""
-    row = directive(section, entry.key)
-    if row is None or entry.raw == "":
+def _key_findings(section: str, entries: list[Entry], name: UnitName, path: str,
+                  out: Findings) -> None:
+    """entries: those of one key still in effect; a value row judges the last, which counts."""
+    row = directive(section, entries[0].key)
+    if row is None:
         return
-    shown = f"{entry.key}="
-    if row.values and in_effect and not (name.is_template and uses_instance(entry.raw)):
-        value_row = row.values.get(entry.value)
-        if value_row is not None:
-            row, shown = value_row, f"{entry.key}={entry.value}"
-    if row.support is Support.IGNORED:
-        out.warnings.append(UnitError(path, entry.line, f"{shown} is accepted and ignored", row.note))
-    elif row.support is Support.REFUSED:
-        out.errors.append(UnitError(path, entry.line, f"{shown} is not supported by stackfleet",
-                                    row.note))
+    for entry in entries:
+        found, shown = row, f"{entry.key}="
+        value_row = row.values.get(entry.value) if entry is entries[-1] else None
+        if value_row is not None and not (name.is_template and uses_instance(entry.raw)):
+            found, shown = value_row, f"{entry.key}={entry.value}"
+        if found.support is Support.IGNORED:
+            out.warnings.append(UnitError(path, entry.line, f"{shown} is accepted and ignored",
+                                          found.note))
+        elif found.support is Support.REFUSED:
+            out.errors.append(UnitError(path, entry.line, f"{shown} is not supported by stackfleet",
+                                        found.note))
 
 
 def _last(entries: list[Entry], key: str) -> Entry | None:
@@ -195,10 +197,13 @@ def support_findings(sections: tuple[Section, ...], name: UnitName, path: str) -
                                     "stackfleet runs .service units only; write a service"))
         return out
     for section in sections:
-        keys = {e.key for e in section.entries}
-        in_effect = {_last(list(section.entries), key) for key in keys}
+        by_key: dict[str, list[Entry]] = {}
         for entry in section.entries:
-            _entry_findings(section.name, entry, entry in in_effect, name, path, out)
+            by_key.setdefault(entry.key, []).append(entry)
+        for entries in by_key.values():
+            in_effect = effective(entries)
+            if in_effect:
+                _key_findings(section.name, in_effect, name, path, out)
     service = next((s for s in sections if s.name == "Service"), None)
     if service is not None:
         _service_findings(service, path, out)
