@@ -50,6 +50,7 @@ def warnings_of(text: str, name: str = "app.service") -> list[tuple[int, str, st
     (SERVICE + "StartLimitBurst=3\n", 3, "StartLimitBurst=", "[Unit]"),
     (SERVICE + "Type=notify\n", 3, "Type=notify", "Type=simple"),
     (SERVICE + "Type=idle\n", 3, "Type=idle", "Type=simple"),
+    (SERVICE + "Restart=on-watchdog\n", 3, "Restart=on-watchdog", "Restart=on-failure"),
     ("[Unit]\nAfter=network-online.target\n" + SERVICE, 2, "After=", "MachineOf="),
     ("[Unit]\nRequires=db.service\n" + SERVICE, 2, "Requires=", "MachineOf="),
     ("[Unit]\nConditionPathExists=/etc/x\n" + SERVICE, 2, "ConditionPathExists=", "without this check"),

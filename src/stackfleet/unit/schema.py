@@ -1,7 +1,8 @@
 """What systemd sections and keys mean: which are known and which values they accept.
 
-Only [Unit], [Service] and [Install] keys are checked against an allow-list; the other
-type sections ([Socket], [Timer], ...) pass through for the runtime (systemd) to judge.
+Only [Unit], [Service] and [Install] keys are checked against an allow-list (the rows of
+support.py's table); the other type sections ([Socket], [Timer], ...) are valid systemd but
+not checked further, as stackfleet runs services only (support.py refuses the rest).
 """
 from __future__ import annotations
 

@@ -94,9 +94,13 @@ DIRECTIVES: dict[str, dict[str, Directive]] = {
             "dbus": _refused("stackfleet has no D-Bus: use Type=simple or Type=exec"),
             "notify": _SIMPLE, "notify-reload": _SIMPLE, "idle": _SIMPLE,
         }),
+        "Restart": Directive(Support.SUPPORTED, values={
+            "on-watchdog": _ignored("stackfleet has no watchdog, so the unit is never restarted: "
+                                    "use Restart=on-failure"),
+        }),
         **_rows(SUPPORTED, "RemainAfterExit", "ExecStartPre", "ExecStart", "ExecStartPost",
                 "ExecStop", "ExecStopPost", "RestartSec", "TimeoutStartSec", "TimeoutStopSec",
-                "TimeoutSec", "Restart", "Environment", "EnvironmentFile", "WorkingDirectory"),
+                "TimeoutSec", "Environment", "EnvironmentFile", "WorkingDirectory"),
         "ExecCondition": _ignored("the unit starts without running it"),
         "ExecReload": _ignored("stackfleet has no reload"),
         **_rows(_MAIN_PID, "ExitType", "GuessMainPID", "PIDFile", "BusName", "NotifyAccess"),
