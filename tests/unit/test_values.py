@@ -118,6 +118,9 @@ def test_parse_exec_bare_name_is_allowed() -> None:
         ("/bin/echo trailing\\", "trailing backslash"),
         ("@/bin/sleep", "needs an argv"),
         ("--/bin/true", "twice"),
+        ("$PROGRAM --flag", "never expanded"),
+        ("/opt/${BIN}/app", "never expanded"),
+        (":/opt/$X/app", "never expanded"),
     ],
 )
 def test_parse_exec_rejects(value: str, message: str) -> None:

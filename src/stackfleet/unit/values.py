@@ -219,6 +219,11 @@ def parse_exec(value: str) -> ExecCommand:
         raise ValueError(
             f"executable {program!r} in {value!r} must be an absolute path or a bare name in PATH"
         )
+    if "$" in program:
+        raise ValueError(
+            f"executable {program!r} in {value!r} is never expanded, so it names no program: "
+            "write its path, or run it through /bin/sh -c '...'"
+        )
     rest = [w.text for w in words[1:]]
     argv0: str | None = None
     if "@" in prefixes:
