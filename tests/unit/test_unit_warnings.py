@@ -44,7 +44,7 @@ def warnings_of(text: str, name: str = "app.service") -> list[tuple[int, str, st
     (SERVICE + "ExecReload=/bin/kill -HUP $MAINPID\n", 3, "ExecReload=", "no reload"),
     (SERVICE + "ExecCondition=/bin/false\n", 3, "ExecCondition=", "without running it"),
     (SERVICE + "SuccessExitStatus=3\n", 3, "SuccessExitStatus=", "exit status 0"),
-    (SERVICE + "WatchdogSec=5\n", 3, "WatchdogSec=", "timeouts"),
+    (SERVICE + "WatchdogSec=5\n", 3, "WatchdogSec=", "start and stop timeouts"),
     (SERVICE + "StandardOutput=null\n", 3, "StandardOutput=", "journal"),
     (SERVICE + "UnsetEnvironment=PATH\n", 3, "UnsetEnvironment=", "Environment="),
     (SERVICE + "StartLimitBurst=3\n", 3, "StartLimitBurst=", "[Unit]"),

@@ -104,7 +104,7 @@ DIRECTIVES: dict[str, dict[str, Directive]] = {
         "ExecCondition": _ignored("the unit starts without running it"),
         "ExecReload": _ignored("stackfleet has no reload"),
         **_rows(_MAIN_PID, "ExitType", "GuessMainPID", "PIDFile", "BusName", "NotifyAccess"),
-        **_rows(_ignored("no such timer: only the start and stop timeouts are enforced"),
+        **_rows(_ignored("stackfleet enforces only the start and stop timeouts"),
                 "TimeoutAbortSec", "RuntimeMaxSec", "WatchdogSec"),
         **_rows(_EXIT, "SuccessExitStatus", "RestartPreventExitStatus", "RestartForceExitStatus"),
         **_rows(_AS_ROOT, "User", "Group", "SupplementaryGroups", "PermissionsStartOnly"),
