@@ -164,8 +164,11 @@ def test_warnings_do_not_change_the_exit_code(warned: Path, capsys: pytest.Captu
     assert "ok (app.service" in out and "1 warning(s)" in out
 
 
-def test_strict_makes_warnings_errors(warned: Path, tmp_path: Path) -> None:
+def test_strict_makes_warnings_errors(warned: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert run_verify("--strict", str(warned)) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and f"{warned}:3: warning: User=" in err
     clean = tmp_path / "clean.service"
     clean.write_text(SERVICE)
     assert run_verify("--strict", str(clean)) == 0

@@ -30,14 +30,15 @@ def verify(args: argparse.Namespace) -> int:
         for w in warnings:
             print(f"{w.path}:{w.line}: warning: {w.message}" + (f" ({w.hint})" if w.hint else ""),
                   file=sys.stderr)
+    # main.py gives --strict through add_arguments; a parser made without it means "not strict".
+    strict = getattr(args, "strict", False)
+    failed = bool(errors) or (strict and any(warnings for _, warnings in checked))
     if args.json:
         print(json.dumps([{**verify_json(u), "warnings": [_warning_json(w) for w in warnings]}
                           for u, warnings in checked], indent=2))
-    elif not errors:
+    elif not failed:
         for u, warnings in checked:
             kind = "template" if u.is_template else ("global" if u.constraints.global_ else "exclusive")
             extra = f", {len(warnings)} warning(s)" if warnings else ""
             print(f"{u.path}: ok ({u.name}, {kind}, hash {u.hash[:7]}{extra})")
-    # main.py gives --strict through add_arguments; a parser made without it means "not strict".
-    strict = getattr(args, "strict", False)
-    return 1 if errors or (strict and any(warnings for _, warnings in checked)) else 0
+    return 1 if failed else 0
