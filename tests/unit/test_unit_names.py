@@ -49,3 +49,34 @@ def test_invalid_names_have_a_hint(name: str, fragment: str, hint_fragment: str)
     assert err.line == 0 and err.path == "/u/" + name
     assert fragment in err.message
     assert err.hint and hint_fragment in err.hint
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("...service", "the name '..' starts with '.'"),
+    ("..@x.service", "the name '..' starts with '.'"),
+    (".hidden.service", "the name '.hidden' starts with '.'"),
+    ("a@..service", "the instance '.' starts with '.'"),
+    ("a@...service", "the instance '..' starts with '.'"),
+    ("a@.x.service", "the instance '.x' starts with '.'"),
+    ("x" * 248 + ".service", "longer than 255"),  # 256: fleet's limit, one over systemd's
+])
+def test_names_that_would_expand_to_dot_paths_or_break_systemd_are_refused(
+        name: str, fragment: str) -> None:
+    """%p and %i go into paths: a leading '.' would make them '.', '..' or hidden."""
+    with pytest.raises(UnitInvalid) as info:
+        parse_unit_name(name)
+    [err] = info.value.errors
+    assert fragment in err.message and err.hint
+
+
+@pytest.mark.parametrize("name", ["web\t1.service", "web\n.service", "a@b/c.service", "a@b c.service",
+                                  "web.service ", "web.service\n"])
+def test_whitespace_and_slashes_are_refused_in_every_part(name: str) -> None:
+    with pytest.raises(UnitInvalid):
+        parse_unit_name(name)
+
+
+@pytest.mark.parametrize("name", ["a..service", "a.b@c.d.service", "x" * 247 + ".service",
+                                  "-.slice", "web@x\\x2e.service", "web@\\x2e.service"])
+def test_dots_after_the_first_character_are_fine(name: str) -> None:
+    assert parse_unit_name(name).name == name

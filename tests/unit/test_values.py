@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from stackfleet.unit.values import (
     ExecCommand,
+    decode_environment_file,
     expand_argv,
     parse_environment,
     parse_environment_file,
@@ -117,11 +118,38 @@ def test_parse_exec_bare_name_is_allowed() -> None:
         ("/bin/echo trailing\\", "trailing backslash"),
         ("@/bin/sleep", "needs an argv"),
         ("--/bin/true", "twice"),
+        ("$PROGRAM --flag", "never expanded"),
+        ("/opt/${BIN}/app", "never expanded"),
+        (":/opt/$X/app", "never expanded"),
     ],
 )
 def test_parse_exec_rejects(value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_exec(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("/bin/echo \\x00", "escaped NUL"),
+        ("/bin/echo \\000", "escaped NUL"),
+        ("/bin/echo \\u0000", "escaped NUL"),
+        ("/bin/echo \\U00000000", "escaped NUL"),
+        ("/bin/echo a\\x00b", "escaped NUL"),
+        ("/bin/echo \\ud800", "not a character"),
+        ("/bin/echo \\U00110000", "not a character"),
+    ],
+)
+def test_escapes_that_no_argument_can_hold_are_refused(value: str, message: str) -> None:
+    """systemd's cunescape refuses them too; exec would fail on them at run time."""
+    with pytest.raises(ValueError, match=message):
+        parse_exec(value)
+    with pytest.raises(ValueError, match=message):
+        parse_environment([value.replace("/bin/echo ", "A=")])
+
+
+def test_other_escapes_still_decode() -> None:
+    assert parse_exec("/bin/echo \\x41\\101\\u00e9").argv == ("/bin/echo", "AAé")
 
 
 def test_exec_command_json_round_trip() -> None:
@@ -246,3 +274,23 @@ def test_parse_environment_file_later_wins() -> None:
 def test_parse_environment_file_rejects(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_environment_file(text)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"A=1\nB=\xff\n", "line 2: not valid UTF-8"),
+        (b"\xfe\xffA=1\n", "line 1: not valid UTF-8"),
+        (b"A=1\n\nB=x\x00y\n", "line 3: contains a NUL byte"),
+        (b"A='x\n\x00'\n", "line 2: contains a NUL byte"),
+    ],
+)
+def test_an_environment_file_read_at_run_time_must_be_utf8_without_nul(
+        data: bytes, message: str) -> None:
+    """The runtime reads the bytes; a bad file is an error it can report, never a crash."""
+    with pytest.raises(ValueError, match=message):
+        decode_environment_file(data)
+
+
+def test_decode_environment_file_parses_utf8() -> None:
+    assert decode_environment_file("A=é\nB='x y'\n".encode()) == {"A": "é", "B": "x y"}

@@ -5,17 +5,40 @@ import argparse
 import json
 import sys
 
-from ..unit import verify_json, verify_paths
+from ..unit import UnitError, unit_warnings, verify_json, verify_paths
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the parsed constraints as JSON, each unit with its warnings")
+    p.add_argument("--strict", action="store_true",
+                   help="treat warnings as errors: exit 1 if any unit sets a directive "
+                        "that stackfleet accepts and ignores")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+
+def _warning_json(warning: UnitError) -> dict[str, object]:
+    return {"path": warning.path, "line": warning.line, "message": warning.message,
+            "hint": warning.hint}
 
 
 def verify(args: argparse.Namespace) -> int:
     units, errors = verify_paths(args.files)
+    checked = [(u, unit_warnings(u)) for u in units]
     for err in errors:
         print(err, file=sys.stderr)
+    for _, warnings in checked:
+        for w in warnings:
+            print(f"{w.path}:{w.line}: warning: {w.message}" + (f" ({w.hint})" if w.hint else ""),
+                  file=sys.stderr)
+    # main.py gives --strict through add_arguments; a parser made without it means "not strict".
+    strict = getattr(args, "strict", False)
+    failed = bool(errors) or (strict and any(warnings for _, warnings in checked))
     if args.json:
-        print(json.dumps([verify_json(u) for u in units], indent=2))
-    elif not errors:
-        for u in units:
+        print(json.dumps([{**verify_json(u), "warnings": [_warning_json(w) for w in warnings]}
+                          for u, warnings in checked], indent=2))
+    elif not failed:
+        for u, warnings in checked:
             kind = "template" if u.is_template else ("global" if u.constraints.global_ else "exclusive")
-            print(f"{u.path}: ok ({u.name}, {kind}, hash {u.hash[:7]})")
-    return 1 if errors else 0
+            extra = f", {len(warnings)} warning(s)" if warnings else ""
+            print(f"{u.path}: ok ({u.name}, {kind}, hash {u.hash[:7]}{extra})")
+    return 1 if failed else 0

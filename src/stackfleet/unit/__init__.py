@@ -5,10 +5,10 @@ from .names import UnitName, parse_unit_name
 from .parser import Entry, Section
 from .patterns import glob_matches
 from .unitfile import UnitFile, instantiate, load_unit_file, parse_unit
-from .verify import check_unit_set, verify_json, verify_paths
+from .verify import check_unit_set, unit_warnings, verify_json, verify_paths
 
 __all__ = [
     "Constraints", "Entry", "Section", "UnitError", "UnitFile", "UnitInvalid", "UnitName",
     "check_unit_set", "glob_matches", "instantiate", "load_unit_file", "parse_unit",
-    "parse_unit_name", "verify_json", "verify_paths",
+    "parse_unit_name", "unit_warnings", "verify_json", "verify_paths",
 ]

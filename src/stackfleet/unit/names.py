@@ -1,7 +1,9 @@
 """Unit names: `prefix.type`, template `prefix@.type`, instance `prefix@instance.type`.
 
 The validity rules are systemd's (unit_name_is_valid) restricted to the unit types
-fleet accepted (fleet api/units.go ValidateName).
+fleet accepted (fleet api/units.go ValidateName), and to names systemd-escape can
+produce: a prefix or instance never starts with '.', so %p and %i never expand to
+'.', '..' or a hidden file name.
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from dataclasses import dataclass
 
 from .errors import Problem, UnitInvalid
 
-NAME_MAX = 256
+# systemd's UNIT_NAME_MAX counts the terminating NUL: a name has at most 255 characters.
+NAME_MAX = 255
 NAME_CHARS = frozenset(string.ascii_letters + string.digits + ":-_.\\")
 UNIT_TYPES = frozenset({
     "automount", "busname", "device", "mount", "path", "scope", "service",
@@ -76,10 +79,14 @@ def check_unit_name(name: str) -> UnitName:
     if at and "@" in instance:
         raise Problem(f"unit name {name!r} has more than one '@'",
                       r"write '@' inside an instance as \x40")
-    for part in (prefix, instance):
+    for what, part in (("name", prefix), ("instance", instance)):
         bad = sorted(set(part) - NAME_CHARS)
         if bad:
             raise Problem(f"unit name {name!r} contains {''.join(bad)!r}", CHARS_HINT)
+        if part.startswith("."):
+            raise Problem(f"unit name {name!r}: the {what} {part!r} starts with '.'",
+                          r"begin it with a letter or digit; systemd-escape writes a leading "
+                          r"'.' as \x2e")
     if at and unit_type not in TEMPLATE_TYPES:
         raise Problem(f"a .{unit_type} unit cannot be a template or an instance",
                       "templates must be ." + " .".join(sorted(TEMPLATE_TYPES)))

@@ -10,6 +10,8 @@ from .errors import UnitError
 
 WHITESPACE = " \t\n\r"
 COMMENT_STARTS = ("#", ";")
+# fleet refused (go-systemd's SYSTEMD_LINE_MAX) and older systemd truncated a line this long.
+LINE_MAX = 2048
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,27 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def physical_line_errors(text: str, path: str) -> list[UnitError]:
+    """Setting and header lines that cannot run as written: a NUL byte (it ends a C string,
+    so exec and the environment would refuse or cut the value), and LINE_MAX bytes or more.
+    Comment lines are dropped before anything runs, so they may hold anything."""
+    errors: list[UnitError] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.lstrip(WHITESPACE).startswith(COMMENT_STARTS):
+            continue
+        if "\0" in line:
+            errors.append(UnitError(path, number, "the line contains a NUL byte",
+                                    "remove it; unit files are text"))
+        if len(line.encode("utf-8", "surrogatepass")) >= LINE_MAX:
+            errors.append(UnitError(path, number, f"the line is longer than {LINE_MAX - 1} bytes",
+                                    "split it with a trailing backslash, or move a long script "
+                                    "into a file that ExecStart= runs"))
+    return errors
+
+
 def parse_sections(text: str, path: str) -> tuple[tuple[Section, ...], list[UnitError]]:
     """Split text into sections of entries; every syntax error is collected, not just the first."""
-    errors: list[UnitError] = []
+    errors = physical_line_errors(text, path)
     order: list[str] = []
     headers: dict[str, int] = {}
     entries: dict[str, list[Entry]] = {}

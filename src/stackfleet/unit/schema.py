@@ -1,7 +1,8 @@
 """What systemd sections and keys mean: which are known and which values they accept.
 
-Only [Unit], [Service] and [Install] keys are checked against an allow-list; the other
-type sections ([Socket], [Timer], ...) pass through for the runtime (systemd) to judge.
+Only [Unit], [Service] and [Install] keys are checked against an allow-list (the rows of
+support.py's table); the other type sections ([Socket], [Timer], ...) are valid systemd but
+not checked further, as stackfleet runs services only (support.py refuses the rest).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .errors import Problem, UnitError
 from .names import UnitName
 from .parser import Entry, Section, effective
 from .specifiers import uses_instance
+from .support import DIRECTIVES, directive
 from .values import parse_boolean, parse_environment, parse_exec, parse_timespan
 
 FLEET_SECTION = "X-Fleet"
@@ -22,43 +24,22 @@ TYPE_SECTIONS = {
     "scope": "Scope", "busname": "BusName",
 }
 
-UNIT_KEYS = frozenset({
-    "Description", "Documentation", "Requires", "Requisite", "Wants", "BindsTo", "PartOf",
-    "Upholds", "Conflicts", "Before", "After", "OnFailure", "OnSuccess", "PropagatesReloadTo",
-    "ReloadPropagatedFrom", "JoinsNamespaceOf", "RequiresMountsFor", "OnFailureJobMode",
-    "IgnoreOnIsolate", "StopWhenUnneeded", "RefuseManualStart", "RefuseManualStop",
-    "AllowIsolate", "DefaultDependencies", "CollectMode", "FailureAction", "SuccessAction",
-    "JobTimeoutSec", "JobRunningTimeoutSec", "JobTimeoutAction", "StartLimitIntervalSec",
-    "StartLimitBurst", "StartLimitAction", "RebootArgument", "SourcePath",
-})
-SERVICE_KEYS = frozenset({
-    "Type", "ExitType", "RemainAfterExit", "GuessMainPID", "PIDFile", "BusName",
-    "ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop",
-    "ExecStopPost", "RestartSec", "TimeoutStartSec", "TimeoutStopSec", "TimeoutAbortSec",
-    "TimeoutSec", "RuntimeMaxSec", "WatchdogSec", "Restart", "SuccessExitStatus",
-    "RestartPreventExitStatus", "RestartForceExitStatus", "PermissionsStartOnly",
-    "NotifyAccess", "Environment", "EnvironmentFile", "PassEnvironment", "UnsetEnvironment",
-    "WorkingDirectory", "RootDirectory", "User", "Group", "SupplementaryGroups", "UMask",
-    "Nice", "OOMScoreAdjust", "KillMode", "KillSignal", "RestartKillSignal", "FinalKillSignal",
-    "SendSIGKILL", "SendSIGHUP", "StandardInput", "StandardOutput", "StandardError",
-    "SyslogIdentifier", "SyslogFacility", "SyslogLevel", "TasksMax", "MemoryMax", "MemoryLimit",
-    "CPUQuota", "CPUShares", "CPUWeight", "Slice", "Delegate", "PrivateTmp", "ProtectSystem",
-    "ProtectHome", "NoNewPrivileges", "StartLimitInterval", "StartLimitBurst",
-})
-INSTALL_KEYS = frozenset({"WantedBy", "RequiredBy", "UpheldBy", "Alias", "Also", "DefaultInstance"})
-KEY_PATTERNS: dict[str, tuple[str, ...]] = {
-    "Unit": ("Condition", "Assert"),
-    "Service": ("Limit",),
-}
-KNOWN_KEYS = {"Unit": UNIT_KEYS, "Service": SERVICE_KEYS, "Install": INSTALL_KEYS}
+# The known keys are the rows of the support table; a family row ends in '*'.
+KNOWN_KEYS = {section: frozenset(k for k in rows if not k.endswith("*"))
+              for section, rows in DIRECTIVES.items()}
 
 RESTART_VALUES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
 TYPE_VALUES = ("simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload", "idle")
 KILL_MODES = ("control-group", "mixed", "process", "none")
-TIMESPAN_KEYS = ("RestartSec", "TimeoutStartSec", "TimeoutStopSec", "TimeoutSec")
+TIMESPAN_KEYS = ("RestartSec", "TimeoutStartSec", "TimeoutStopSec", "TimeoutSec",
+                 "StartLimitInterval")
 BOOLEAN_KEYS = ("RemainAfterExit", "GuessMainPID")
 EXEC_KEYS = ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload",
              "ExecStop", "ExecStopPost")
+UINT_MAX = 2**32 - 1
+GLOB_CHARS = "*?["
+
+
 def parse_bool(text: str) -> bool:
     """systemd's boolean words; raises Problem otherwise."""
     try:
@@ -104,6 +85,35 @@ def _command(value: str) -> object:
         raise Problem(str(exc), "see 'Command lines' in systemd.service(5)") from None
 
 
+def _count(value: str) -> int:
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+    if not (value.isascii() and value.isdigit()) or int(value) > UINT_MAX:
+        raise Problem(f"{value!r} is not a whole number", "write a count such as 5")
+    return int(value)
+
+
+def _path(value: str, what: str, example: str) -> str:
+    """An absolute path, as systemd requires: a relative one would depend on the agent's
+    own directory, on whichever machine runs the unit."""
+    if not value.startswith("/"):
+        raise Problem(f"{what} {value!r} is not an absolute path", f"write it from /, e.g. {example}")
+    return value
+
+
+def _environment_file(value: str) -> object:
+    path = value.removeprefix("-")
+    _path(path, "environment file", "EnvironmentFile=-/etc/default/web")
+    if any(c in path for c in GLOB_CHARS):
+        raise Problem(f"environment file {path!r} is a wildcard, which stackfleet does not expand",
+                      "name each file on its own EnvironmentFile= line")
+    return path
+
+
+def _working_directory(value: str) -> object:
+    path = value.removeprefix("-")
+    return path if path == "~" else _path(path, "working directory", "WorkingDirectory=/srv/web or ~")
+
+
 def _environment(value: str) -> object:
     try:
         return parse_environment([value])
@@ -111,14 +121,20 @@ def _environment(value: str) -> object:
         raise Problem(str(exc), 'write Environment="NAME=value" "OTHER=value"') from None
 
 
-VALUE_CHECKS: dict[str, Callable[[str], object]] = {
-    "Restart": _one_of(RESTART_VALUES),
-    "Type": _one_of(TYPE_VALUES),
-    "KillMode": _one_of(KILL_MODES),
-    "Environment": _environment,
-    **{key: _timespan for key in TIMESPAN_KEYS},
-    **{key: _boolean for key in BOOLEAN_KEYS},
-    **{key: _command for key in EXEC_KEYS},
+# (section, key) -> the check of one value (specifiers expanded); raises Problem.
+VALUE_CHECKS: dict[tuple[str, str], Callable[[str], object]] = {
+    ("Service", "Restart"): _one_of(RESTART_VALUES),
+    ("Service", "Type"): _one_of(TYPE_VALUES),
+    ("Service", "KillMode"): _one_of(KILL_MODES),
+    ("Service", "Environment"): _environment,
+    ("Service", "EnvironmentFile"): _environment_file,
+    ("Service", "WorkingDirectory"): _working_directory,
+    ("Service", "StartLimitBurst"): _count,
+    ("Unit", "StartLimitBurst"): _count,
+    ("Unit", "StartLimitIntervalSec"): _timespan,
+    **{("Service", key): _timespan for key in TIMESPAN_KEYS},
+    **{("Service", key): _boolean for key in BOOLEAN_KEYS},
+    **{("Service", key): _command for key in EXEC_KEYS},
 }
 
 
@@ -143,17 +159,11 @@ def _section_errors(section: Section, name: UnitName, path: str) -> list[UnitErr
     return [UnitError(path, section.line, f"unknown section [{section.name}]", hint)]
 
 
-def _key_known(section: str, key: str) -> bool:
-    if key in KNOWN_KEYS[section]:
-        return True
-    return any(key.startswith(p) and len(key) > len(p) for p in KEY_PATTERNS.get(section, ()))
-
-
 def _entry_errors(section: str, entry: Entry, name: UnitName, path: str) -> list[UnitError]:
-    if section in KNOWN_KEYS and not _key_known(section, entry.key):
+    if section in KNOWN_KEYS and directive(section, entry.key) is None:
         hint = did_you_mean(entry.key, KNOWN_KEYS[section]) or f"see systemd.{section.lower()}(5)"
         return [UnitError(path, entry.line, f"unknown setting {entry.key}= in [{section}]", hint)]
-    check = VALUE_CHECKS.get(entry.key) if section == "Service" else None
+    check = VALUE_CHECKS.get((section, entry.key))
     if check is None or entry.raw == "":
         return []
     if name.is_template and uses_instance(entry.raw):

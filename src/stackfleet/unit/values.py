@@ -94,11 +94,20 @@ def _unescape_at(text: str, pos: int) -> tuple[str, int]:
         digits = text[pos + 2 : pos + 2 + width]
         if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
             raise ValueError(f"invalid escape \\{code}{digits} in {text!r}")
-        return chr(int(digits, 16)), pos + 2 + width
+        return _not_nul(int(digits, 16), text), pos + 2 + width
     digits = text[pos + 1 : pos + 4]
     if len(digits) == 3 and all(c in "01234567" for c in digits):
-        return chr(int(digits, 8)), pos + 4
+        return _not_nul(int(digits, 8), text), pos + 4
     raise ValueError(f"invalid escape \\{code} in {text!r}")
+
+
+def _not_nul(code: int, text: str) -> str:
+    """systemd's cunescape refuses an escaped NUL: no argument or variable can hold one."""
+    if code == 0:
+        raise ValueError(f"escaped NUL in {text!r}: an argument or a variable cannot hold one")
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        raise ValueError(f"escape of U+{code:X} in {text!r} is not a character")
+    return chr(code)
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,11 @@ def parse_exec(value: str) -> ExecCommand:
     if not program or ("/" in program and not program.startswith("/")):
         raise ValueError(
             f"executable {program!r} in {value!r} must be an absolute path or a bare name in PATH"
+        )
+    if "$" in program:
+        raise ValueError(
+            f"executable {program!r} in {value!r} is never expanded, so it names no program: "
+            "write its path, or run it through /bin/sh -c '...'"
         )
     rest = [w.text for w in words[1:]]
     argv0: str | None = None
@@ -343,9 +357,23 @@ def _read_env_value(text: str, pos: int) -> tuple[str, int]:
     return "".join(out[:keep]), pos
 
 
+def decode_environment_file(data: bytes) -> dict[str, str]:
+    """Parse the bytes of an EnvironmentFile=, as read at run time: the file must be UTF-8."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"line {line_no}: not valid UTF-8: save the file as UTF-8 text") from None
+    return parse_environment_file(text)
+
+
 def parse_environment_file(text: str) -> dict[str, str]:
     """Parse an EnvironmentFile=: NAME=VALUE lines, '#' or ';' comment lines, blank lines,
-    single or double quoted values (which may span lines)."""
+    single or double quoted values (which may span lines). A NUL byte is refused: the
+    environment of a process cannot hold one."""
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ValueError(f"line {text.count(chr(10), 0, nul) + 1}: contains a NUL byte")
     env: dict[str, str] = {}
     pos = 0
     length = len(text)

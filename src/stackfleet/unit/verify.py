@@ -4,6 +4,7 @@ from __future__ import annotations
 from .errors import UnitError, UnitInvalid
 from .fleet import MACHINE_OF, REPLACES, split_items
 from .schema import FLEET_SECTION
+from .support import support_findings
 from .unitfile import UnitFile, load_unit_file
 
 
@@ -43,12 +44,19 @@ def _cycle_errors(units: dict[str, UnitFile], key: str, edges: dict[str, tuple[s
     return errors
 
 
+def unit_warnings(unit: UnitFile) -> list[UnitError]:
+    """Directives the unit sets that stackfleet accepts and ignores, each at its line."""
+    return support_findings(unit.sections, unit.unit_name, unit.path).warnings
+
+
 def check_unit_set(units: list[UnitFile]) -> list[UnitError]:
-    """Rules that need several units: one body per name; no MachineOf or Replaces cycle
-    (fleet cannot schedule units that must each follow or displace the other)."""
+    """What must hold before units are submitted, beyond each one parsing: that stackfleet
+    can run each of them (see support.py); one body per name; no MachineOf or Replaces
+    cycle (fleet cannot schedule units that must each follow or displace the other)."""
     errors: list[UnitError] = []
     by_name: dict[str, UnitFile] = {}
     for unit in units:
+        errors += support_findings(unit.sections, unit.unit_name, unit.path).errors
         first = by_name.setdefault(unit.name, unit)
         if first is not unit and first.hash != unit.hash:
             errors.append(UnitError(unit.path, 0, f"{unit.name} is also given by {first.path} "
