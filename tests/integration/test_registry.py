@@ -165,3 +165,59 @@ def test_calls_in_flight_survive_a_failover_by_a_concurrent_call(etcd_cluster: L
             assert r.conn.generation == generation + 1
 
     run(body())
+
+
+def _keepalive_streams_started(endpoint: str) -> int:
+    """How many LeaseKeepAlive streams this member has accepted, from its Prometheus metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{endpoint}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("grpc_server_started_total{") and 'grpc_method="LeaseKeepAlive"' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def test_lease_keeper_renews_over_one_stream(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            renewals: list[float] = []
+            keeper = LeaseKeeper(r.conn, 1, on_renewed=renewals.append)
+            await keeper.grant()
+            before = _keepalive_streams_started(etcd.endpoint)
+            for _ in range(10):
+                await keeper.renew()
+            assert len(renewals) == 11
+            assert _keepalive_streams_started(etcd.endpoint) - before == 1
+
+    run(body())
+
+
+def test_adopted_lease_keeps_the_ttl_etcd_granted(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            lease = await LeaseKeeper(r.conn, 7).grant()
+            adopter = LeaseKeeper(r.conn, 2)  # started with another --ttl than the lease has
+            assert await adopter.adopt(lease)
+            assert adopter.ttl == 7
+            assert adopter.expires_no_earlier_than == adopter.last_renewal_sent + 7
+
+    run(body())
+
+
+def test_lease_keeper_renews_on_another_member_when_its_member_dies(etcd_cluster: LocalEtcdCluster) -> None:
+    async def body() -> None:
+        async with Registry.open(etcd_cluster.endpoints) as r:
+            keeper = LeaseKeeper(r.conn, 3)
+            await keeper.grant()
+            await keeper.renew()
+            first = r.conn.current
+            etcd_cluster.members[etcd_cluster.endpoints.index(first)].kill()
+            sent_before = keeper.last_renewal_sent
+            await keeper.renew()  # fails over inside the call
+            assert r.conn.current != first
+            assert keeper.last_renewal_sent > sent_before
+
+    run(body())
