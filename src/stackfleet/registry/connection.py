@@ -27,12 +27,14 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
-# A dead peer on a hung TCP connection is only noticed through keepalive pings; etcd's
-# default --grpc-keepalive-min-time is 5 s, so pinging more often would be refused.
+# A dead peer on a hung TCP connection is only noticed through keepalive pings. etcd answers
+# pings sooner than its --grpc-keepalive-min-time (5 s), or any ping while no stream is open,
+# with GOAWAY "too_many_pings": so ping well above 5 s, and only while a call or watch runs.
+# Each request has its own timeout anyway; the pings only catch a hung long-lived stream.
 _CHANNEL_OPTIONS = {
-    "grpc.keepalive_time_ms": 5000,
+    "grpc.keepalive_time_ms": 10000,
     "grpc.keepalive_timeout_ms": 2000,
-    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.keepalive_permit_without_calls": 0,
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
