@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
-from stackfleet.registry.connection import EtcdUnavailable
+from stackfleet.registry.connection import EtcdConnection, EtcdUnavailable
 from stackfleet.registry.lease import LeaseExpired, LeaseKeeper
 from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
 from stackfleet.registry.records import JobRecord, ScheduleEntry
@@ -221,3 +222,39 @@ def test_lease_keeper_renews_on_another_member_when_its_member_dies(etcd_cluster
             assert keeper.last_renewal_sent > sent_before
 
     run(body())
+
+
+def test_tls_cluster_serves_only_clients_with_a_certificate_of_its_ca(tmp_path: Path) -> None:
+    from stackfleet.pki import ClusterCA
+    from stackfleet.registry.tls import TLSConfigError, TLSFiles
+
+    ca = ClusterCA(tmp_path / "pki")
+    ca.create()
+    server = ca.issue("member", "member", ["127.0.0.1", "localhost"])
+    client = ca.issue("root", "root")
+    assert (tmp_path / "pki" / "root.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "pki").stat().st_mode & 0o777 == 0o700
+    with LocalEtcd(tls=server) as member:
+        assert member.endpoint.startswith("https://")
+        good = TLSFiles(client.ca_file, client.cert_file, client.key_file)
+
+        async def body() -> None:
+            async with Registry(EtcdConnection([member.endpoint], tls=good)) as r:
+                await r.set_setting("region", "one")
+                assert (await r.settings())["region"] == "one"
+            async with Registry(EtcdConnection([member.endpoint], timeout=1.0, tls=TLSFiles(client.ca_file))) as r:
+                with pytest.raises(EtcdUnavailable):
+                    await r.settings()  # TLS without a client certificate: refused
+            plain = member.endpoint.replace("https://", "http://")
+            async with Registry(EtcdConnection([plain], timeout=1.0)) as r:
+                with pytest.raises(EtcdUnavailable):
+                    await r.settings()  # plaintext to a TLS port: refused
+
+        run(body())
+        with pytest.raises(TLSConfigError, match="--ca-file"):
+            EtcdConnection([member.endpoint])  # https:// never falls back to plaintext
+        with pytest.raises(TLSConfigError, match="use https://"):
+            EtcdConnection(["http://127.0.0.1:1"], tls=good)
+        with pytest.raises(TLSConfigError, match="cannot read"):
+            EtcdConnection([member.endpoint], tls=TLSFiles(tmp_path / "missing.crt"))
+
