@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
-from stackfleet.registry.connection import EtcdUnavailable
+from stackfleet.registry.connection import EtcdConnection, EtcdUnavailable
 from stackfleet.registry.lease import LeaseExpired, LeaseKeeper
 from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
 from stackfleet.registry.records import JobRecord, ScheduleEntry
@@ -165,3 +166,95 @@ def test_calls_in_flight_survive_a_failover_by_a_concurrent_call(etcd_cluster: L
             assert r.conn.generation == generation + 1
 
     run(body())
+
+
+def _keepalive_streams_started(endpoint: str) -> int:
+    """How many LeaseKeepAlive streams this member has accepted, from its Prometheus metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{endpoint}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("grpc_server_started_total{") and 'grpc_method="LeaseKeepAlive"' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def test_lease_keeper_renews_over_one_stream(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            renewals: list[float] = []
+            keeper = LeaseKeeper(r.conn, 1, on_renewed=renewals.append)
+            await keeper.grant()
+            before = _keepalive_streams_started(etcd.endpoint)
+            for _ in range(10):
+                await keeper.renew()
+            assert len(renewals) == 11
+            assert _keepalive_streams_started(etcd.endpoint) - before == 1
+
+    run(body())
+
+
+def test_adopted_lease_keeps_the_ttl_etcd_granted(etcd: LocalEtcd) -> None:
+    async def body() -> None:
+        async with Registry.open([etcd.endpoint]) as r:
+            lease = await LeaseKeeper(r.conn, 7).grant()
+            adopter = LeaseKeeper(r.conn, 2)  # started with another --ttl than the lease has
+            assert await adopter.adopt(lease)
+            assert adopter.ttl == 7
+            assert adopter.expires_no_earlier_than == adopter.last_renewal_sent + 7
+
+    run(body())
+
+
+def test_lease_keeper_renews_on_another_member_when_its_member_dies(etcd_cluster: LocalEtcdCluster) -> None:
+    async def body() -> None:
+        async with Registry.open(etcd_cluster.endpoints) as r:
+            keeper = LeaseKeeper(r.conn, 3)
+            await keeper.grant()
+            await keeper.renew()
+            first = r.conn.current
+            etcd_cluster.members[etcd_cluster.endpoints.index(first)].kill()
+            sent_before = keeper.last_renewal_sent
+            await keeper.renew()  # fails over inside the call
+            assert r.conn.current != first
+            assert keeper.last_renewal_sent > sent_before
+
+    run(body())
+
+
+def test_tls_cluster_serves_only_clients_with_a_certificate_of_its_ca(tmp_path: Path) -> None:
+    from stackfleet.pki import ClusterCA
+    from stackfleet.registry.tls import TLSConfigError, TLSFiles
+
+    ca = ClusterCA(tmp_path / "pki")
+    ca.create()
+    server = ca.issue("member", "member", ["127.0.0.1", "localhost"])
+    client = ca.issue("root", "root")
+    assert (tmp_path / "pki" / "root.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "pki").stat().st_mode & 0o777 == 0o700
+    with LocalEtcd(tls=server) as member:
+        assert member.endpoint.startswith("https://")
+        good = TLSFiles(client.ca_file, client.cert_file, client.key_file)
+
+        async def body() -> None:
+            async with Registry(EtcdConnection([member.endpoint], tls=good)) as r:
+                await r.set_setting("region", "one")
+                assert (await r.settings())["region"] == "one"
+            async with Registry(EtcdConnection([member.endpoint], timeout=1.0, tls=TLSFiles(client.ca_file))) as r:
+                with pytest.raises(EtcdUnavailable):
+                    await r.settings()  # TLS without a client certificate: refused
+            plain = member.endpoint.replace("https://", "http://")
+            async with Registry(EtcdConnection([plain], timeout=1.0)) as r:
+                with pytest.raises(EtcdUnavailable):
+                    await r.settings()  # plaintext to a TLS port: refused
+
+        run(body())
+        with pytest.raises(TLSConfigError, match="--ca-file"):
+            EtcdConnection([member.endpoint])  # https:// never falls back to plaintext
+        with pytest.raises(TLSConfigError, match="use https://"):
+            EtcdConnection(["http://127.0.0.1:1"], tls=good)
+        with pytest.raises(TLSConfigError, match="cannot read"):
+            EtcdConnection([member.endpoint], tls=TLSFiles(tmp_path / "missing.crt"))
+

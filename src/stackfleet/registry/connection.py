@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 import aetcd
 import aetcd.exceptions as aexc
+import grpc
+
+from .tls import TLSClient, TLSConfigError, TLSFiles
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,12 +30,14 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
-# A dead peer on a hung TCP connection is only noticed through keepalive pings; etcd's
-# default --grpc-keepalive-min-time is 5 s, so pinging more often would be refused.
+# A dead peer on a hung TCP connection is only noticed through keepalive pings. etcd answers
+# pings sooner than its --grpc-keepalive-min-time (5 s), or any ping while no stream is open,
+# with GOAWAY "too_many_pings": so ping well above 5 s, and only while a call or watch runs.
+# Each request has its own timeout anyway; the pings only catch a hung long-lived stream.
 _CHANNEL_OPTIONS = {
-    "grpc.keepalive_time_ms": 5000,
+    "grpc.keepalive_time_ms": 10000,
     "grpc.keepalive_timeout_ms": 2000,
-    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.keepalive_permit_without_calls": 0,
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
@@ -49,20 +54,45 @@ class EtcdUnavailable(Exception):
         super().__init__(f"etcd is unreachable at {', '.join(endpoints)}{detail}")
 
 
-def parse_endpoint(endpoint: str) -> tuple[str, int]:
-    """'http://10.0.0.1:2379', '10.0.0.1:2379' or '10.0.0.1' -> (host, port)."""
-    url = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
-    if not url.hostname:
-        raise ValueError(f"not an etcd endpoint: {endpoint!r} (expected http://HOST:PORT)")
-    return url.hostname, url.port or 2379
+class BadEndpoint(ValueError):
+    """An endpoint that is not HOST:PORT or http(s)://HOST:PORT; the message says which."""
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
+    """'https://10.0.0.1:2379', 'http://10.0.0.1:2379', '10.0.0.1:2379' or '10.0.0.1'
+    -> (scheme, host, port); no scheme means http."""
+    hint = "expected http://HOST:PORT or https://HOST:PORT"
+    try:
+        url = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
+        port = url.port
+    except ValueError as err:  # urlsplit's own words: "Port out of range 0-65535" and the like
+        raise BadEndpoint(f"not an etcd endpoint: {endpoint!r}: {err} ({hint})") from None
+    scheme = url.scheme or "http"
+    if scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
+        raise BadEndpoint(f"not an etcd endpoint: {endpoint!r} ({hint})")
+    if port == 0:
+        raise BadEndpoint(f"not an etcd endpoint: {endpoint!r}: port 0 ({hint})")
+    return scheme, url.hostname, port or 2379
 
 
 class EtcdConnection:
-    def __init__(self, endpoints: list[str], timeout: float = 2.0) -> None:
+    def __init__(self, endpoints: list[str], timeout: float = 2.0, tls: TLSFiles | None = None) -> None:
         if not endpoints:
-            raise ValueError("at least one etcd endpoint is needed")
+            raise BadEndpoint("at least one etcd endpoint is needed (--endpoint URL[,URL...])")
         self.endpoints = list(endpoints)
-        self._addresses = [parse_endpoint(e) for e in endpoints]
+        parsed = [parse_endpoint(e) for e in endpoints]
+        schemes = {scheme for scheme, _, _ in parsed}
+        if len(schemes) > 1:
+            raise BadEndpoint("endpoints mix http:// and https://; a cluster is one or the other")
+        self._addresses = [(host, port) for _, host, port in parsed]
+        self._credentials: grpc.ChannelCredentials | None = None
+        if schemes == {"https"}:
+            if tls is None:
+                raise TLSConfigError("https:// endpoints need the cluster's CA: give --ca-file "
+                                     "(and --cert-file/--key-file when the cluster asks for a client certificate)")
+            self._credentials = tls.credentials()
+        elif tls is not None:
+            raise TLSConfigError("certificates were given for plaintext http:// endpoints; use https://")
         self.timeout = timeout
         self._index = 0
         self._client: aetcd.Client | None = None
@@ -82,7 +112,11 @@ class EtcdConnection:
         if self._client is None:
             self._loop = loop
             host, port = self._addresses[self._index]
-            client = aetcd.Client(host=host, port=port, timeout=None, options=_CHANNEL_OPTIONS)
+            client = (
+                aetcd.Client(host=host, port=port, timeout=None, options=_CHANNEL_OPTIONS)
+                if self._credentials is None
+                else TLSClient(self._credentials, host=host, port=port, timeout=None, options=_CHANNEL_OPTIONS)
+            )
             await client.connect()
             self._client = client
         return self._client

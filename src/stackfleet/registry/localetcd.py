@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from ..pki import CertFiles
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,17 +30,30 @@ ETCD_TUNING: tuple[str, ...] = (
 )
 
 
+def client_tls_flags(server: CertFiles) -> list[str]:
+    """etcd serves clients over TLS only, and only to clients with a certificate of the CA."""
+    return [f"--cert-file={server.cert_file}", f"--key-file={server.key_file}",
+            f"--trusted-ca-file={server.ca_file}", "--client-cert-auth"]
+
+
+def peer_tls_flags(server: CertFiles) -> list[str]:
+    return [f"--peer-cert-file={server.cert_file}", f"--peer-key-file={server.key_file}",
+            f"--peer-trusted-ca-file={server.ca_file}", "--peer-client-cert-auth"]
+
+
 class LocalEtcd:
     """One member; several with the same `peers` form a cluster."""
 
-    def __init__(self, data_dir: Path | None = None, name: str = "local", peers: dict[str, int] | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, name: str = "local", peers: dict[str, int] | None = None,
+                 tls: CertFiles | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="stackfleet-etcd-"))
         self.name = name
         self.client_port = free_port()
         self.peer_port = peers[name] if peers else free_port()
         self.peers = peers or {name: self.peer_port}
-        self.endpoint = f"http://127.0.0.1:{self.client_port}"
+        self.tls = tls
+        self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.client_port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> "LocalEtcd":
@@ -53,6 +68,7 @@ class LocalEtcd:
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", cluster, "--initial-cluster-state", "existing" if existing else "new",
                 "--quota-backend-bytes=4294967296", *ETCD_TUNING,
+                *(client_tls_flags(self.tls) if self.tls else ()),
             ],
             stdout=log, stderr=subprocess.STDOUT,
         )
