@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from stackfleet.openstack.roles import REPO_ROOT, default_venv
-from stackfleet.openstack.supervisor import _children_of
+from stackfleet.openstack.role_supervisor import _children_of
+from stackfleet.openstack.venv import REPO_ROOT, default_venv
 from stackfleet.runtime.procfs import send
 
 ADDRESS = "127.0.0.1"
