@@ -1,4 +1,6 @@
 """The service table: consistent in itself, and what every reader derives from it."""
+import hashlib
+import importlib.metadata
 import signal
 import subprocess
 import sys
@@ -6,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackfleet.openstack import admin, configs, controller, services, settings
+from stackfleet.openstack import admin, bootstrap, configs, controller, services, settings
 from stackfleet.openstack.link import FileClusterLink
 from stackfleet.openstack.role_context import RoleContext, RoleRun
 from stackfleet.openstack.role_supervisor import Supervisor
@@ -46,6 +48,13 @@ def test_every_database_and_service_user_has_a_password_setting():
     assert all(key in settings.PASSWORD_KEYS for _, key in services.databases().values())
 
 
+def test_a_service_without_database_or_user_brings_only_its_secrets():
+    dashboard = services.Service("dash", "dash==1", configs=(), processes=(), service_user=False,
+                                 secrets=("dash_secret_key",))
+    assert services.password_keys((services.service("glance"), dashboard)) == (
+        "glance_db_password", "glance_password", "dash_secret_key")
+
+
 def test_databases_are_the_ones_the_bootstrap_always_made():
     assert services.databases() == {
         "keystone": ("keystone", "keystone_db_password"),
@@ -60,7 +69,7 @@ def test_databases_are_the_ones_the_bootstrap_always_made():
 
 def test_schema_fingerprint_keeps_its_distributions_in_order():
     # The shared data's schema stamp hashes these in this order: a change resyncs every schema.
-    assert [s.distribution for s in services.SERVICES] == [
+    assert [s.distribution for s in services.SERVICES if s.databases] == [
         "keystone", "glance", "openstack-placement", "nova", "neutron"]
 
 
@@ -143,3 +152,9 @@ def test_a_process_knows_its_service(name):
     assert proc in svc.processes
     with pytest.raises(KeyError):
         services.port("nova-conductor")
+
+
+def test_schema_fingerprint_is_the_one_existing_stamps_hold(monkeypatch):
+    monkeypatch.setattr(importlib.metadata, "version", lambda dist: "1.0")
+    legacy = "2026.2 keystone=1.0 glance=1.0 openstack-placement=1.0 nova=1.0 neutron=1.0"
+    assert bootstrap.schema_fingerprint(make_site()) == hashlib.sha256(legacy.encode()).hexdigest()

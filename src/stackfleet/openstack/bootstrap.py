@@ -93,7 +93,8 @@ def schema_fingerprint(site: Site) -> str:
     """Changes when the installed services change, i.e. when the schemas may have to move."""
     from importlib.metadata import version
 
-    versions = [f"{svc.distribution}={version(svc.distribution)}" for svc in services.SERVICES]
+    versions = [f"{svc.distribution}={version(svc.distribution)}" for svc in services.SERVICES
+                if svc.databases]
     return hashlib.sha256(" ".join([site.settings.release, *versions]).encode()).hexdigest()
 
 

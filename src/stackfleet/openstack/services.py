@@ -66,6 +66,7 @@ class Service:
     processes: tuple[Process, ...]
     databases: tuple[str, ...] = ()  # owned by user NAME with the password NAME_db_password
     service_user: bool = True        # a Keystone user NAME with the password NAME_password
+    secrets: tuple[str, ...] = ()    # more settings generated at first use (e.g. a signing key)
 
     @property
     def distribution(self) -> str:
@@ -196,10 +197,10 @@ def databases() -> dict[str, tuple[str, str]]:
             for db in svc.databases}
 
 
-def password_keys() -> tuple[str, ...]:
-    """The services' password settings, each service's database one before its user's."""
-    keys = [(svc.db_password_key, svc.user_password_key) for svc in SERVICES]
-    return tuple(k for pair in keys for k in pair if k)
+def password_keys(table: tuple[Service, ...] = SERVICES) -> tuple[str, ...]:
+    """The services' secret settings: per service its database's, its user's, then its own."""
+    keys = [(svc.db_password_key, svc.user_password_key, *svc.secrets) for svc in table]
+    return tuple(k for group in keys for k in group if k)
 
 
 def pins() -> tuple[str, ...]:
