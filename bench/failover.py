@@ -23,14 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from stackfleet.cli.context import resolve_endpoints
+from stackfleet.discovery import open_registry
 from stackfleet.failover import FailoverTiming, measure_failover, wait_active
 from stackfleet.lab import ops
 from stackfleet.lab.state import default_root, load_lab
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
+from stackfleet.openstack.controller_failover import fail_over_controller, shared_record
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
-from stackfleet.openstack.failover import fail_over_controller, shared_record
-from stackfleet.registry.store import Registry
 
 UNITS = Path(__file__).resolve().parents[1] / "units"
 UNIT = UNITS / "examples" / "beacon.service"
@@ -44,7 +43,7 @@ async def rounds(count: int) -> list[FailoverTiming]:
     root = default_root()
     lab = load_lab(root)
     assert lab is not None
-    registry = Registry.open(resolve_endpoints(None))
+    registry = open_registry()
     results = []
     try:
         stackfleet("start", str(UNIT))
@@ -71,7 +70,7 @@ async def openstack_rounds(count: int) -> dict[str, list[float]]:
     lab = load_lab(root)
     assert lab is not None
     shared = Path(lab.shared_dir)
-    registry = Registry.open(resolve_endpoints(None))
+    registry = open_registry()
     link = EtcdClusterLink(registry, key_file(shared))
     columns: dict[str, list[float]] = {}
     try:

@@ -22,6 +22,7 @@ import urllib.request
 
 from aetcd import transactions as tx
 
+from stackfleet.discovery import prefix
 from stackfleet.registry.localetcd import LocalEtcd
 from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry, UnitState
 from stackfleet.registry.store import Registry
@@ -39,7 +40,7 @@ def etcd_requests(endpoint: str) -> int:
 
 async def run_size(machines: int, units: int, ttl: int) -> dict[str, float]:
     with LocalEtcd() as etcd:
-        registry = Registry.open([etcd.endpoint], timeout=30.0)
+        registry = Registry.open([etcd.endpoint], prefix(), timeout=30.0)
         lease = (await registry.conn.call(lambda c: c.lease(120))).id
         machine_ops = []
         for i in range(machines):

@@ -19,16 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-from .cli.context import resolve_endpoints
+from .discovery import open_registry
 from .failover import measure_failover, wait_active
 from .lab.state import load_lab
 from .openstack.admin import admin_environment, wait_controller_ready, workflow
+from .openstack.controller_failover import fail_over_controller, shared_record
 from .openstack.etcdlink import EtcdClusterLink, key_file
-from .openstack.failover import fail_over_controller, shared_record
 from .registry.store import Registry
 
 REPO = Path(__file__).resolve().parents[2]
-ROLES = ("controller.service", "network.service", "compute.service")
+ROLE_UNITS = ("controller.service", "network.service", "compute.service")
 READY_TIMEOUT = 600.0
 
 
@@ -90,7 +90,7 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     link = EtcdClusterLink(registry, key_file(shared))
     step("Start the OpenStack roles from their unit files")
     started = time.monotonic()
-    sh("start", "--no-block", *(str(REPO / "units" / r) for r in ROLES))
+    sh("start", "--no-block", *(str(REPO / "units" / r) for r in ROLE_UNITS))
     address = await wait_controller_ready(link, READY_TIMEOUT, progress=lambda s: print(f"  controller {s}", flush=True))
     print(f"the cloud answers at {address} after {time.monotonic() - started:.0f} s")
     sh("list-units")
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     assert lab is not None
 
     async def story() -> None:
-        registry = Registry.open(resolve_endpoints(None))
+        registry = open_registry()
         try:
             if args.core:
                 await core_story(registry)

@@ -15,9 +15,9 @@ import pytest
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
-from stackfleet.openstack.failover import ControllerFailover, fail_over_controller
+from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
-from stackfleet.openstack.roles import default_venv
+from stackfleet.openstack.venv import default_venv
 from stackfleet.failover import patiently
 from stackfleet.registry.store import Registry
 

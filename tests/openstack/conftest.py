@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from stackfleet.openstack.roles import REPO_ROOT, default_venv
-from stackfleet.openstack.supervisor import _children_of
-from stackfleet.runtime.procfs import send
+from stackfleet.openstack.role_supervisor import _children_of
+from stackfleet.openstack.venv import REPO_ROOT, default_venv
+from stackfleet.runtime.procfs import is_running, send
 
 ADDRESS = "127.0.0.1"
 READY_TIMEOUT = 240.0
@@ -46,11 +46,7 @@ def descendants(pid: int) -> list[int]:
 
 def alive(pid: int) -> bool:
     """Running and not a zombie (PID 1 here reaps late, so kill -0 is not enough)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return is_running(pid, None)
 
 
 class Cloud:

@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from stackfleet.openstack.configs import PORTS
 from stackfleet.openstack.probes import http_answers
-from stackfleet.openstack.roles import default_venv
+from stackfleet.openstack.services import port
+from stackfleet.openstack.venv import default_venv
 
 from .conftest import ADDRESS, descendants
 
@@ -62,12 +62,12 @@ def test_a_killed_service_is_restarted(cloud):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if "glance exited" in cloud.output("controller") and \
-                asyncio.run(http_answers(ADDRESS, PORTS["glance"])):
+                asyncio.run(http_answers(ADDRESS, port("glance"))):
             break
         time.sleep(0.5)
     assert "glance exited" in cloud.output("controller")
     assert _api_pid(cloud, "glance.wsgi.api") != old
-    assert asyncio.run(http_answers(ADDRESS, PORTS["glance"]))
+    assert asyncio.run(http_answers(ADDRESS, port("glance")))
 
 
 def test_sigkill_of_the_control_plane_then_restart_loses_nothing(cloud):

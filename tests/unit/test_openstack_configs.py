@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from stackfleet.openstack import configs, settings
-from stackfleet.openstack.layout import SharedLayout
+from stackfleet.openstack.shared_data import SharedLayout
 
 
 def make_site(ha_mode="L3_HA", controller="10.9.0.5", address="10.9.0.7"):

@@ -1,16 +1,17 @@
-"""Finding the cluster and running one asyncio command against it."""
+"""Running one asyncio command against the cluster, and the CLI's exit codes.
+
+Finding the cluster (endpoints, prefix) is stackfleet.discovery's job; its names are re-exported
+here for the CLI's daemon commands.
+"""
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Awaitable, Callable
 
-from ..registry.keys import DEFAULT_PREFIX
+from ..discovery import PREFIX_ENV, open_registry, resolve_endpoints
 from ..registry.store import Registry
 
-ENDPOINT_ENV = "STACKFLEET_ENDPOINT"
-PREFIX_ENV = "STACKFLEET_PREFIX"
-FALLBACK_ENDPOINT = "http://127.0.0.1:2379"
+__all__ = ["PREFIX_ENV", "resolve_endpoints", "CommandError", "run_with_registry"]
 
 # Exit codes that scripts can rely on (also listed in `stackfleet --help`).
 EXIT_OK = 0
@@ -29,19 +30,9 @@ class CommandError(Exception):
         self.code = code
 
 
-def resolve_endpoints(flag: str | None) -> list[str]:
-    """--endpoint, then $STACKFLEET_ENDPOINT, then the running lab, then local etcd."""
-    raw = flag or os.environ.get(ENDPOINT_ENV) or os.environ.get("STACKFLEET_ENDPOINTS")
-    if raw:
-        return [e.strip() for e in raw.split(",") if e.strip()]
-    from ..lab.state import default_endpoints
-
-    return default_endpoints() or [FALLBACK_ENDPOINT]
-
-
 def run_with_registry(endpoint_flag: str | None, body: Callable[[Registry], Awaitable[int]]) -> int:
     async def main() -> int:
-        registry = Registry.open(resolve_endpoints(endpoint_flag), os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
+        registry = open_registry(endpoint_flag)
         try:
             return await body(registry)
         finally:

@@ -145,13 +145,13 @@ async def connect(registry: Registry, args: argparse.Namespace) -> int:
 async def _admin_shell_env(registry: Registry) -> dict[str, str]:
     """The cloud admin's OS_* variables and the openstack CLI on PATH, once a controller answers
     (the original's `connect` loaded them too); nothing before that."""
+    from ..discovery import shared_dir
     from ..openstack.admin import admin_environment
-    from ..openstack.cli import shared_dir_default
     from ..openstack.etcdlink import EtcdClusterLink, key_file
-    from ..openstack.roles import default_venv
     from ..openstack.settings import SettingsError
+    from ..openstack.venv import default_venv
 
-    link = EtcdClusterLink(registry, key_file(shared_dir_default()))
+    link = EtcdClusterLink(registry, key_file(shared_dir()))
     address = (await link.controller()).get("address")
     if not address:
         return {}

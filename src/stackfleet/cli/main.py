@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, default=5, help="leadership lease TTL in seconds (default 5)")
 
     from ..lab.cli import register as register_lab
-    from ..openstack.cli import register as register_openstack
+    from ..openstack.commands import register as register_openstack
 
     register_lab(sub)
     register_openstack(sub)

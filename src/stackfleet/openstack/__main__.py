@@ -1,6 +1,6 @@
-"""Stand-alone entry: `python -m stackfleet.openstack role run controller` (see cli.py)."""
+"""Stand-alone entry: `python -m stackfleet.openstack role run controller` (see commands.py)."""
 import sys
 
-from stackfleet.openstack.cli import main
+from stackfleet.openstack.commands import main
 
 sys.exit(main())

@@ -7,18 +7,15 @@ import asyncio
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from . import settings as settings_mod
+from . import services, settings as settings_mod
 from ..failover import patiently
-from .configs import PORTS, openrc
+from .configs import openrc
 from .link import ClusterLink
-from .roles import default_venv
-
-APIS = {"keystone": ("keystone", "/v3"), "glance": ("glance", "/"), "nova": ("nova", "/"), "neutron": ("neutron", "/")}
+from .probes import http_answers
+from .venv import default_venv, source_env
 
 
 async def controller_record(link: ClusterLink) -> dict[str, object]:
@@ -60,33 +57,28 @@ def workflow(command: str, record: Path, admin_env: dict[str, str], *extra: str,
              timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the original's sample workflow (seed, verify, boot-check...) in the OpenStack venv."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")} | admin_env
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env.update(source_env())
     return subprocess.run([str(default_venv() / "bin" / "python"), "-m", "stackfleet.openstack.workflow", command, str(record), *extra],
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def api_answers(address: str, service: str, timeout: float = 1.0) -> bool:
-    """Any HTTP answer below 500 means the API process serves requests."""
-    port_name, path = APIS[service]
-    try:
-        with urllib.request.urlopen(f"http://{address}:{PORTS[port_name]}{path}", timeout=timeout) as resp:
-            return resp.status < 500
-    except urllib.error.HTTPError as err:
-        return err.code < 500
-    except (OSError, urllib.error.URLError):
-        return False
+def user_apis() -> dict[str, tuple[int, str]]:
+    """Service name -> (port, probe path) of the APIs a user's clients talk to."""
+    return {svc.name: (proc.port, proc.probe_path) for svc, proc in services.apis()
+            if proc.user_api and proc.port is not None and proc.probe_path is not None}
 
 
 async def wait_apis(address: str, since: float, timeout: float) -> dict[str, float]:
-    """Seconds from `since` (monotonic) until each API first answers at address."""
+    """Seconds from `since` (monotonic) until each user API first answers at address."""
+    apis = user_apis()
     answered: dict[str, float] = {}
     deadline = time.monotonic() + timeout
-    while len(answered) < len(APIS) and time.monotonic() < deadline:
-        for service in APIS:
-            if service not in answered and await asyncio.to_thread(api_answers, address, service):
-                answered[service] = time.monotonic() - since
+    while len(answered) < len(apis) and time.monotonic() < deadline:
+        for name, (port, path) in apis.items():
+            if name not in answered and await http_answers(address, port, path, timeout=1.0):
+                answered[name] = time.monotonic() - since
         await asyncio.sleep(0.2)
-    missing = sorted(set(APIS) - set(answered))
+    missing = sorted(set(apis) - set(answered))
     if missing:
         raise TimeoutError(f"{', '.join(missing)} did not answer at {address} within {timeout:.0f} s")
     return answered

@@ -24,26 +24,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from stackfleet.openstack.configs import PORTS, Site, site_from_dict
+from stackfleet.openstack import services
+from stackfleet.openstack.configs import Site, site_from_dict, url
+from stackfleet.runtime.files import write_json_atomic
 
-DATABASES = {  # database -> (user, password setting)
-    "keystone": ("keystone", "keystone_db_password"),
-    "glance": ("glance", "glance_db_password"),
-    "placement": ("placement", "placement_db_password"),
-    "nova": ("nova", "nova_db_password"),
-    "nova_api": ("nova", "nova_db_password"),
-    "nova_cell0": ("nova", "nova_db_password"),
-    "neutron": ("neutron", "neutron_db_password"),
-}
-# service type -> (service name, API port, path of the endpoint URL)
-ENDPOINTS = {
-    "identity": ("keystone", "keystone", "/v3"),
-    "image": ("glance", "glance", ""),
-    "placement": ("placement", "placement", ""),
-    "compute": ("nova", "nova", "/v2.1"),
-    "network": ("neutron", "neutron", ""),
-}
-SERVICE_USERS = ("glance", "placement", "nova", "neutron")
 INTERFACES = ("public", "internal", "admin")
 # Cell mappings as templates that each nova service fills from its own [database] connection and
 # transport_url, so a controller that moved to another address needs no change in the database.
@@ -91,8 +75,9 @@ def databases(site: Site) -> None:
             c.execute("DELETE FROM mysql.global_priv WHERE User=''")
             c.execute("FLUSH PRIVILEGES")
         say("set the MariaDB root password and removed anonymous users")
+    wanted = services.databases()
     with db.cursor() as c:
-        for database, (user, key) in DATABASES.items():
+        for database, (user, key) in wanted.items():
             c.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4")
             password = site.settings.password(key)
             c.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (user, password))
@@ -101,15 +86,15 @@ def databases(site: Site) -> None:
             c.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO %s@'%%'", (user,))
     db.commit()
     db.close()
-    say(f"databases and users present: {', '.join(DATABASES)}")
+    say(f"databases and users present: {', '.join(wanted)}")
 
 
 def schema_fingerprint(site: Site) -> str:
     """Changes when the installed services change, i.e. when the schemas may have to move."""
     from importlib.metadata import version
 
-    versions = [f"{p}={version(p)}" for p in
-                ("keystone", "glance", "openstack-placement", "nova", "neutron")]
+    versions = [f"{svc.distribution}={version(svc.distribution)}" for svc in services.SERVICES
+                if svc.databases]
     return hashlib.sha256(" ".join([site.settings.release, *versions]).encode()).hexdigest()
 
 
@@ -127,7 +112,7 @@ def schemas_current(site: Site) -> bool:
 
 def keystone_bootstrap(site: Site) -> None:
     """Admin user, project, roles and the identity endpoint; updates what exists."""
-    public = f"http://{site.controller}:{PORTS['keystone']}/v3"
+    public = url(site, "keystone", "/v3")
     s = site.settings
     run(site, "keystone-manage", "--config-file", conf(site, "keystone", "keystone.conf"),
         "bootstrap", "--bootstrap-username", s.admin_user,
@@ -169,9 +154,7 @@ def syncs(site: Site) -> None:
     run(site, "nova-manage", *nconf, "db", "sync")
     run(site, "neutron-db-manage", "--config-file", conf(site, "neutron", "neutron.conf"),
         "--config-file", conf(site, "neutron", "ml2_conf.ini"), "upgrade", "heads")
-    tmp = site.shared.schema_stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": schema_fingerprint(site)}) + "\n")
-    tmp.replace(site.shared.schema_stamp)
+    write_json_atomic(site.shared.schema_stamp, {"fingerprint": schema_fingerprint(site)})
 
 
 def _mysql_root(site: Site, database: str | None = None):
@@ -203,7 +186,7 @@ def admin_connection(site: Site):
     import openstack
 
     s = site.settings
-    keystone = f"http://{site.controller}:{PORTS['keystone']}/v3"
+    keystone = url(site, "keystone", "/v3")
     return openstack.connect(
         auth_url=keystone, username=s.admin_user,
         password=s.password("admin_password"), project_name=s.admin_project,
@@ -216,7 +199,7 @@ def _password_works(site: Site, user: str, password: str) -> bool:
     from keystoneauth1 import exceptions, session
     from keystoneauth1.identity import v3
 
-    auth = v3.Password(auth_url=f"http://{site.controller}:{PORTS['keystone']}/v3", username=user,
+    auth = v3.Password(auth_url=url(site, "keystone", "/v3"), username=user,
                        password=password, user_domain_name="Default", unscoped=True)
     try:
         session.Session(auth=auth).get_token()
@@ -250,8 +233,11 @@ def catalog(site: Site) -> None:
                       lambda: ident.create_project(name="service", domain_id=domain.id),
                       "project service")
     roles = [ident.find_role(name, ignore_missing=False) for name in ("admin", "service")]
-    for user_name in SERVICE_USERS:
-        password = site.settings.password(f"{user_name}_password")
+    for svc in services.SERVICES:
+        if svc.user_password_key is None:
+            continue
+        user_name = svc.name
+        password = site.settings.password(svc.user_password_key)
         user = ident.find_user(user_name, domain_id=domain.id)
         if user is None:
             say(f"creating user {user_name}")
@@ -263,12 +249,15 @@ def catalog(site: Site) -> None:
         for role in roles:
             if not ident.validate_user_has_project_role(project, user, role):
                 ident.assign_project_role_to_user(project, user, role)
-    for service_type, (service_name, port_key, path) in ENDPOINTS.items():
+    for svc, proc in services.apis():
+        if proc.catalog is None:
+            continue
+        service_type = proc.catalog.type
         service = _ensure(
             lambda: next(iter(ident.services(type=service_type)), None),
-            lambda: ident.create_service(name=service_name, type=service_type),
-            f"service {service_name}")
-        wanted = f"http://{site.controller}:{PORTS[port_key]}{path}"
+            lambda: ident.create_service(name=svc.name, type=service_type),
+            f"service {svc.name}")
+        wanted = url(site, proc.name, proc.catalog.path)
         for interface in INTERFACES:
             _ensure_endpoint(ident, service.id, interface, site.settings.region, wanted)
     say("catalog complete")

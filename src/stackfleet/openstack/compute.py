@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from stackfleet.openstack import configs, layout
-from stackfleet.openstack.roles import RoleRun
-from stackfleet.openstack.supervisor import ServiceSpec
+from stackfleet.openstack import configs, shared_data
+from stackfleet.openstack.role_context import RoleRun
+from stackfleet.openstack.role_supervisor import ServiceSpec
 
 
 def virt_driver() -> str:
@@ -23,7 +23,7 @@ async def serve(run: RoleRun) -> None:
     say("compute: waiting for the controller's address")
     async for controller in run.ctx.link.controller_address_changes():
         settings = await run.settings()
-        layout.check(run.shared, layout.Marker(settings.ha_mode, settings.release))
+        shared_data.check(run.shared, shared_data.Marker(settings.ha_mode, settings.release))
         site = run.site(settings, controller)
         (run.ctx.state_dir / "nova").mkdir(parents=True, exist_ok=True)
         run.write_configs({"nova/nova-compute.conf": configs.nova_compute_conf(site, virt_driver())})

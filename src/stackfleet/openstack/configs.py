@@ -9,13 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from stackfleet.openstack.layout import SharedLayout
+from stackfleet.openstack.services import Service, port
 from stackfleet.openstack.settings import Settings, parse
+from stackfleet.openstack.shared_data import SharedLayout
 
-PORTS = {
-    "keystone": 5000, "glance": 9292, "placement": 8778, "nova": 8774, "nova_metadata": 8775,
-    "neutron": 9696, "mysql": 3306, "rabbit": 5672, "epmd": 4369, "memcached": 11211,
-}
 RABBIT_USER = "openstack"
 VIRT_DRIVERS = {
     # The fake driver boots "servers" without a hypervisor; its WithoutFakeNodes flavour keeps a
@@ -53,18 +50,18 @@ def render_ini(sections: Sections) -> str:
     return "\n".join(lines)
 
 
-def url(site: Site, service: str, path: str = "") -> str:
-    return f"http://{site.controller}:{PORTS[service]}{path}"
+def url(site: Site, process: str, path: str = "") -> str:
+    return f"http://{site.controller}:{port(process)}{path}"
 
 
 def db_url(site: Site, database: str, user: str, password_key: str) -> str:
     return (f"mysql+pymysql://{user}:{site.settings.password(password_key)}@{site.controller}:"
-            f"{PORTS['mysql']}/{database}?charset=utf8")
+            f"{port('mariadb')}/{database}?charset=utf8")
 
 
 def transport_url(site: Site) -> str:
     return (f"rabbit://{RABBIT_USER}:{site.settings.password('rabbit_password')}@{site.controller}:"
-            f"{PORTS['rabbit']}/")
+            f"{port('rabbitmq')}/")
 
 
 def _service_auth(site: Site, user: str) -> dict[str, object]:
@@ -79,7 +76,7 @@ def _service_auth(site: Site, user: str) -> dict[str, object]:
 
 def _authtoken(site: Site, user: str) -> dict[str, object]:
     return {"www_authenticate_uri": url(site, "keystone"),
-            "memcached_servers": f"{site.controller}:{PORTS['memcached']}",
+            "memcached_servers": f"{site.controller}:{port('memcached')}",
             **_service_auth(site, user)}
 
 
@@ -97,7 +94,7 @@ def keystone_conf(site: Site) -> str:
         "fernet_tokens": {"key_repository": keys / "fernet-keys"},
         "credential": {"key_repository": keys / "credential-keys"},
         "cache": {"enabled": True, "backend": "dogpile.cache.pymemcache",
-                  "memcache_servers": f"{site.controller}:{PORTS['memcached']}"},
+                  "memcache_servers": f"{site.controller}:{port('memcached')}"},
     })
 
 
@@ -219,6 +216,11 @@ def mechanism_drivers(fallback: bool) -> str:
     return ",".join(drivers + ["stackfleet_fallback"] if fallback else drivers)
 
 
+def server_ml2_conf(site: Site) -> str:
+    """The Neutron server's: with the fallback driver, so a server boots on a host without an agent."""
+    return ml2_conf(site, fallback=True)
+
+
 def ml2_conf(site: Site, fallback: bool) -> str:
     return render_ini({
         "ml2": {"type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
@@ -286,7 +288,7 @@ def dhcp_agent_ini(site: Site) -> str:
 def metadata_agent_ini(site: Site) -> str:
     return render_ini({
         "DEFAULT": {"nova_metadata_host": site.controller,
-                    "nova_metadata_port": PORTS["nova_metadata"],
+                    "nova_metadata_port": port("nova-metadata"),
                     "metadata_proxy_shared_secret": site.settings.password("metadata_secret"),
                     "metadata_proxy_socket": site.state / "neutron" / "metadata_proxy"},
     })
@@ -308,7 +310,7 @@ def clouds_yaml(settings: Settings, controller: str, cloud: str = "stackfleet") 
         "clouds:",
         f"  {cloud}:",
         "    auth:",
-        f"      auth_url: http://{controller}:{PORTS['keystone']}/v3",
+        f"      auth_url: http://{controller}:{port('keystone')}/v3",
         f"      username: {settings.admin_user}",
         f"      password: \"{settings.password('admin_password')}\"",
         f"      project_name: {settings.admin_project}",
@@ -322,7 +324,7 @@ def clouds_yaml(settings: Settings, controller: str, cloud: str = "stackfleet") 
 
 def openrc(settings: Settings, controller: str) -> str:
     return "\n".join([
-        f"export OS_AUTH_URL=http://{controller}:{PORTS['keystone']}/v3",
+        f"export OS_AUTH_URL=http://{controller}:{port('keystone')}/v3",
         f"export OS_USERNAME={settings.admin_user}",
         f"export OS_PASSWORD={settings.password('admin_password')}",
         f"export OS_PROJECT_NAME={settings.admin_project}",
@@ -332,6 +334,12 @@ def openrc(settings: Settings, controller: str) -> str:
         "export OS_IDENTITY_API_VERSION=3",
         "",
     ])
+
+
+def render_service(site: Site, service: Service) -> dict[str, str]:
+    """A service's config files (path under STATE/etc -> text), by the renderers its entry names."""
+    renderers = globals()
+    return {f.path: renderers[f.renderer](site) for f in service.configs}
 
 
 def site_to_dict(site: Site) -> dict[str, object]:

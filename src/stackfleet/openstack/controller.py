@@ -7,70 +7,74 @@ The one piece of state, the `openstack` user and its password, comes from the se
 directory is also bound to the node name and host that made it, and one left by a SIGKILLed node is
 what makes RabbitMQ slow or stuck at boot; a fresh one starts in the same 9-17 s every time.
 
-Start order (gotcha 2): RabbitMQ first (slowest), MariaDB, memcached; schema syncs; Keystone; the
+Start order: RabbitMQ first (the slowest to boot), MariaDB, memcached; schema syncs; Keystone; the
 service users and catalog before nova-conductor and nova-scheduler, which exit on HTTP 401 otherwise.
+The OpenStack services and their processes come from services.py.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import signal
 from pathlib import Path
+from typing import Awaitable, Callable
 
-from stackfleet.openstack import configs, layout
-from stackfleet.openstack.configs import PORTS, Site
+from stackfleet.openstack import configs, services, shared_data
+from stackfleet.openstack.configs import Site
 from stackfleet.openstack.probes import http_answers, tcp_open, wait_until
-from stackfleet.openstack.roles import RoleRun
-from stackfleet.openstack.supervisor import ServiceSpec
+from stackfleet.openstack.role_context import RoleRun
+from stackfleet.openstack.role_supervisor import ServiceSpec
+from stackfleet.openstack.services import Command, Process, Service, Uwsgi, port
 
-# API name -> (uWSGI module, port name, config env var, files of that service's config dir)
-APIS = {
-    "keystone": ("keystone.wsgi.api", "keystone", "OS_KEYSTONE_CONFIG_DIR", "keystone"),
-    "glance": ("glance.wsgi.api", "glance", "OS_GLANCE_CONFIG_DIR", "glance"),
-    "placement": ("placement.wsgi.api", "placement", "OS_PLACEMENT_CONFIG_DIR", "placement"),
-    "nova-api": ("nova.wsgi.osapi_compute", "nova", "OS_NOVA_CONFIG_DIR", "nova"),
-    "nova-metadata": ("nova.wsgi.metadata", "nova_metadata", "OS_NOVA_CONFIG_DIR", "nova"),
-    "neutron-api": ("neutron.wsgi.api", "neutron", "OS_NEUTRON_CONFIG_DIR", "neutron"),
-}
-NEUTRON_FILES = {"OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini"}
-# Glance takes image bodies in chunks from clients that stream them.
-GLANCE_UWSGI = ("--http-raw-body", "--http-auto-chunked", "--chunked-input-limit", "10485760")
 BOOT_TIMEOUT = 300.0
+CARETAKER = "caretaker"  # maps new compute hosts into cell1: see cell_hosts.py
 
 
 def render(site: Site) -> dict[str, str]:
-    return {
-        "keystone/keystone.conf": configs.keystone_conf(site),
-        "glance/glance-api.conf": configs.glance_api_conf(site),
-        "placement/placement.conf": configs.placement_conf(site),
-        "nova/nova.conf": configs.nova_conf(site),
-        "neutron/neutron.conf": configs.neutron_conf(site),
-        "neutron/ml2_conf.ini": configs.ml2_conf(site, fallback=True),
+    files: dict[str, str] = {}
+    for svc in services.SERVICES:
+        files.update(configs.render_service(site, svc))
+    return files | {
         "rabbitmq/rabbitmq.conf": configs.rabbitmq_conf(site),
         "rabbitmq/enabled_plugins": "[].\n",
         "rabbitmq/rabbitmq-env.conf": "",
     }
 
 
-def uwsgi_spec(run: RoleRun, site: Site, name: str) -> ServiceSpec:
-    module, port, env_var, service = APIS[name]
-    extra = GLANCE_UWSGI if name == "glance" else ()
-    argv = [run.bin("uwsgi"), "--home", str(site.venv), "--module", f"{module}:application",
-            "--http-socket", f"{site.address}:{PORTS[port]}",
-            # keystoneauth reuses connections; uWSGI's http-socket then drops them (gotcha 1).
+def uwsgi_spec(run: RoleRun, site: Site, svc: Service, proc: Process) -> ServiceSpec:
+    served = proc.served
+    assert isinstance(served, Uwsgi) and proc.port is not None
+    argv = [run.bin("uwsgi"), "--home", str(site.venv), "--module", f"{served.module}:application",
+            "--http-socket", f"{site.address}:{proc.port}",
+            # uWSGI's http-socket closes a connection after one answer without saying so, and
+            # keystoneauth's pooled sessions then send their next request on a dead connection
+            # and fail. With this header the clients open a new connection for each request.
             "--add-header", "Connection: close",
             # One process, no master: the runner supervises it, and a master would double the
             # memory (its copy of the app diverges from the worker's as Python touches it).
             "--processes", "1", "--threads", "4", "--enable-threads",
-            "--die-on-term", "--need-app", "--buffer-size", "65535", *extra]
-    env = {env_var: run.etc(service)}
-    if service == "nova":
-        # Nova loads its paste pipeline from the first file; an absolute path survives the join.
-        env["OS_NOVA_CONFIG_FILES"] = f"{site.venv / 'etc/nova/api-paste.ini'};nova.conf"
-    if service == "neutron":
-        env.update(NEUTRON_FILES)
+            "--die-on-term", "--need-app", "--buffer-size", "65535", *served.options]
+    env = {served.config_dir_env: run.etc(svc.name)}
+    env.update({name: value.format(venv=site.venv) for name, value in served.env})
     # SIGINT is uWSGI's immediate shutdown; the APIs hold no state of their own.
-    return ServiceSpec(name, argv, run.log(name), env, stop_signal=signal.SIGINT, stop_timeout=5)
+    return ServiceSpec(proc.name, argv, run.log(proc.name), env, stop_signal=signal.SIGINT,
+                       stop_timeout=5)
+
+
+def command_spec(run: RoleRun, svc: Service, proc: Process) -> ServiceSpec:
+    served = proc.served
+    assert isinstance(served, Command)
+    args = [a for f in served.config_files for a in ("--config-file", run.etc(f"{svc.name}/{f}"))]
+    return ServiceSpec(proc.name, [run.bin(proc.name), *args], run.log(proc.name))
+
+
+def uwsgi_processes() -> list[tuple[Service, Process]]:
+    return [(svc, p) for svc, p in services.processes() if isinstance(p.served, Uwsgi)]
+
+
+def command_processes() -> list[tuple[Service, Process]]:
+    return [(svc, p) for svc, p in services.processes() if isinstance(p.served, Command)]
 
 
 def infra_specs(run: RoleRun, site: Site) -> list[ServiceSpec]:
@@ -78,43 +82,34 @@ def infra_specs(run: RoleRun, site: Site) -> list[ServiceSpec]:
     rabbit = state / "rabbitmq"
     rabbit_env = {
         "HOME": str(rabbit), "RABBITMQ_NODENAME": "rabbit@localhost",
-        "RABBITMQ_NODE_IP_ADDRESS": site.address, "RABBITMQ_NODE_PORT": str(PORTS["rabbit"]),
+        "RABBITMQ_NODE_IP_ADDRESS": site.address, "RABBITMQ_NODE_PORT": str(port("rabbitmq")),
         "RABBITMQ_MNESIA_BASE": str(rabbit / "mnesia"), "RABBITMQ_LOG_BASE": str(rabbit / "log"),
         "RABBITMQ_LOGS": "-", "RABBITMQ_PID_FILE": str(rabbit / "rabbit.pid"),
         "RABBITMQ_CONFIG_FILE": run.etc("rabbitmq/rabbitmq.conf"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": run.etc("rabbitmq/enabled_plugins"),
         "RABBITMQ_CONF_ENV_FILE": run.etc("rabbitmq/rabbitmq-env.conf"),
-        "ERL_EPMD_PORT": str(PORTS["epmd"]),
+        "ERL_EPMD_PORT": str(port("epmd")),
         # Makes the script exec the Erlang VM: our child is beam.smp itself, and SIGTERM to it is
         # a clean stop in about a second (rabbitmqctl stop can hang for minutes).
         "RUNNING_UNDER_SYSTEMD": "1",
     }
     return [
         # epmd in the foreground as our own child; RabbitMQ finds it and starts no daemonized one.
-        ServiceSpec("epmd", ["epmd", "-port", str(PORTS["epmd"])], run.log("epmd"), stop_last=True),
+        ServiceSpec("epmd", ["epmd", "-port", str(port("epmd"))], run.log("epmd"), stop_last=True),
         ServiceSpec("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], run.log("rabbitmq"),
                     rabbit_env, stop_last=True),
         ServiceSpec("mariadb", [
             "mariadbd", "--no-defaults", f"--datadir={site.shared.mysql}",
-            f"--socket={state / 'run' / 'mysqld.sock'}", f"--port={PORTS['mysql']}",
+            f"--socket={state / 'run' / 'mysqld.sock'}", f"--port={port('mariadb')}",
             f"--bind-address={site.address}", "--user=root",
             f"--pid-file={state / 'run' / 'mysqld.pid'}", "--skip-name-resolve",
             "--max-connections=1000", "--innodb-buffer-pool-size=64M",
             "--character-set-server=utf8mb4"], run.log("mariadb"), stop_last=True,
             stop_timeout=60),
         ServiceSpec("memcached", ["memcached", "-u", "root", "-l", site.address,
-                                  "-p", str(PORTS["memcached"]), "-m", "64", "-U", "0"],
+                                  "-p", str(port("memcached")), "-m", "64", "-U", "0"],
                     run.log("memcached"), stop_last=True),
     ]
-
-
-def rpc_specs(run: RoleRun) -> dict[str, ServiceSpec]:
-    nova = ["--config-file", run.etc("nova/nova.conf")]
-    neutron = ["--config-file", run.etc("neutron/neutron.conf"),
-               "--config-file", run.etc("neutron/ml2_conf.ini")]
-    return {name: ServiceSpec(name, [run.bin(name), *args], run.log(name)) for name, args in (
-        ("nova-conductor", nova), ("nova-scheduler", nova),
-        ("neutron-rpc-server", neutron), ("neutron-periodic-workers", neutron))}
 
 
 async def init_mysql_datadir(run: RoleRun, datadir: Path) -> None:
@@ -134,26 +129,24 @@ async def init_mysql_datadir(run: RoleRun, datadir: Path) -> None:
     partial.rename(datadir)
 
 
-def api_checks(site: Site) -> dict[str, object]:
+def probes(site: Site) -> dict[str, Callable[[], Awaitable[bool]]]:
+    """Readiness checks of the infrastructure's ports and the APIs, by name."""
     a = site.address
-    return {
-        "mariadb": lambda: tcp_open(a, PORTS["mysql"]),
-        "rabbitmq": lambda: tcp_open(a, PORTS["rabbit"]),
-        "memcached": lambda: tcp_open(a, PORTS["memcached"]),
-        "keystone": lambda: http_answers(a, PORTS["keystone"], "/v3"),
-        "glance": lambda: http_answers(a, PORTS["glance"]),
-        "placement": lambda: http_answers(a, PORTS["placement"]),
-        "nova-api": lambda: http_answers(a, PORTS["nova"]),
-        "nova-metadata": lambda: http_answers(a, PORTS["nova_metadata"]),
-        "neutron-api": lambda: http_answers(a, PORTS["neutron"]),
-    }
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {
+        item.name: functools.partial(tcp_open, a, item.port)
+        for item in services.INFRA if item.probed}
+    for _, proc in services.apis():
+        assert proc.port is not None and proc.probe_path is not None
+        checks[proc.name] = functools.partial(http_answers, a, proc.port, proc.probe_path)
+    return checks
 
 
 async def readiness(run: RoleRun, site: Site) -> dict[str, bool]:
-    checks = api_checks(site)
+    checks = probes(site)
     results = await asyncio.gather(*(check() for check in checks.values()))
     ready = dict(zip(checks, results))
-    for name in ("nova-conductor", "nova-scheduler", "neutron-rpc-server", "caretaker"):
+    alive = [p.name for _, p in command_processes() if p.ready_when_alive] + [CARETAKER]
+    for name in alive:
         entry = run.sup.running.get(name)
         ready[name] = entry is not None and entry.proc.returncode is None
     return ready
@@ -163,7 +156,7 @@ async def serve(run: RoleRun) -> None:
     say = run.ctx.say
     settings = await run.settings()
     site = run.site(settings, controller=run.ctx.address)
-    layout.prepare(site.shared, layout.Marker(settings.ha_mode, settings.release))
+    shared_data.prepare(site.shared, shared_data.Marker(settings.ha_mode, settings.release))
     run.write_configs(render(site))
     site_json = str(run.write_site(site))
     state = run.ctx.state_dir
@@ -176,26 +169,33 @@ async def serve(run: RoleRun) -> None:
     await init_mysql_datadir(run, site.shared.mysql)
     for spec in infra_specs(run, site):
         run.sup.start(spec)
-    checks = api_checks(site)
+    checks = probes(site)
     await wait_until(checks["mariadb"], "mariadb", BOOT_TIMEOUT, say)
     await run.helper("bootstrap", site_json, "databases", "keystone", log="bootstrap")
-    run.sup.start(uwsgi_spec(run, site, "keystone"))
+    apis = uwsgi_processes()
+    for svc, proc in apis:
+        if proc.name == "keystone":
+            run.sup.start(uwsgi_spec(run, site, svc, proc))
     await run.helper("bootstrap", site_json, "syncs", "cells", log="bootstrap")
     # The APIs only need their schemas to start; they load while Keystone and RabbitMQ come up.
-    for name in ("glance", "placement", "nova-api", "nova-metadata", "neutron-api"):
-        run.sup.start(uwsgi_spec(run, site, name))
+    for svc, proc in apis:
+        if proc.name != "keystone":
+            run.sup.start(uwsgi_spec(run, site, svc, proc))
     await wait_until(checks["keystone"], "keystone", BOOT_TIMEOUT, say)
+    # The service users and the catalog before nova-conductor and nova-scheduler, which exit on
+    # HTTP 401 without them.
     await run.helper("bootstrap", site_json, "catalog", log="bootstrap")
     await wait_until(checks["rabbitmq"], "rabbitmq", BOOT_TIMEOUT, say)
-    for spec in rpc_specs(run).values():
-        run.sup.start(spec)
+    for svc, proc in command_processes():
+        run.sup.start(command_spec(run, svc, proc))
     await wait_until(checks["nova-api"], "nova-api", BOOT_TIMEOUT, say)
     await run.helper("bootstrap", site_json, "flavors", log="bootstrap")
     run.sup.start(ServiceSpec(
-        "caretaker", [run.bin("python"), "-m", "stackfleet.openstack.caretaker", site_json],
-        run.log("caretaker"), run.helper_env()))
-    for name in ("glance", "placement", "neutron-api", "nova-metadata"):
-        await wait_until(checks[name], name, BOOT_TIMEOUT, say)
+        CARETAKER, [run.bin("python"), "-m", "stackfleet.openstack.cell_hosts", site_json],
+        run.log(CARETAKER), run.helper_env()))
+    for _, proc in apis:
+        if proc.name not in ("keystone", "nova-api"):
+            await wait_until(checks[proc.name], proc.name, BOOT_TIMEOUT, say)
 
     published: dict[str, bool] | None = None
     try:

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import AsyncIterator, Mapping, Protocol
 
+from stackfleet.runtime.files import write_json_atomic
+
 
 class ClusterLink(Protocol):
     async def settings(self) -> dict[str, str]:
@@ -36,12 +38,8 @@ class ClusterLink(Protocol):
 
 
 def _write_private(path: Path, data: object) -> None:
-    """Whole-file replace, readable by root only: the settings hold the passwords."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    tmp.replace(path)
+    """Readable by root only: the settings hold the passwords."""
+    write_json_atomic(path, data, mode=0o600, indent=1)
 
 
 class FileClusterLink:

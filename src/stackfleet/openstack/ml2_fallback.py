@@ -1,6 +1,7 @@
 """A last-resort ML2 mechanism driver: binds servers' ports on hosts where no L2 agent runs.
 
-Nova cannot boot a server whose port no mechanism driver binds (gotcha 4). On a host with a live
+Nova cannot boot a server whose port no mechanism driver binds: the binding fails and the server
+goes to ERROR. The compute role runs no L2 agent (docs/openstack-notes.md). On a host with a live
 Open vSwitch agent, the `openvswitch` driver (listed first) binds the port for real. Only where none
 can, this one binds it, with vif_type "other": nova's fake driver accepts it, but there is no
 datapath behind it, so such a server has no working network. Every such binding is logged as a

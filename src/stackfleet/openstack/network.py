@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 
-from stackfleet.openstack import configs, layout
+from stackfleet.openstack import configs, shared_data
 from stackfleet.openstack.configs import Site
 from stackfleet.openstack.probes import wait_until
-from stackfleet.openstack.roles import RoleRun
-from stackfleet.openstack.supervisor import ServiceSpec
+from stackfleet.openstack.role_context import RoleRun
+from stackfleet.openstack.role_supervisor import ServiceSpec
 
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 AGENTS = ("neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent",
@@ -102,7 +102,7 @@ async def serve(run: RoleRun) -> None:
     say("network: Open vSwitch runs on the userspace datapath; waiting for the controller")
     async for controller in run.ctx.link.controller_address_changes():
         settings = await run.settings()
-        layout.check(run.shared, layout.Marker(settings.ha_mode, settings.release))
+        shared_data.check(run.shared, shared_data.Marker(settings.ha_mode, settings.release))
         site = run.site(settings, controller)
         for d in ("neutron/lock", "neutron/ha_confs"):
             (run.ctx.state_dir / d).mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,9 @@ async def http_status(host: str, port: int, path: str = "/", timeout: float = 3.
     return status_of(head)
 
 
-async def http_answers(host: str, port: int, path: str = "/") -> bool:
-    status = await http_status(host, port, path)
+async def http_answers(host: str, port: int, path: str = "/", timeout: float = 3.0) -> bool:
+    """Any HTTP answer below 500 means the API process serves requests."""
+    status = await http_status(host, port, path, timeout)
     return status is not None and status < 500
 
 

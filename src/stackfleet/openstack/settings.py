@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from stackfleet.openstack.services import password_keys
+
 # The OpenStack release of the pinned set in requirements/openstack-constraints.txt
 # (nova 34, keystone 30, neutron 29, glance 33, placement 16 are all 2026.2 "Hibiscus").
 RELEASE = "2026.2"
@@ -22,21 +24,9 @@ DEFAULTS: dict[str, str] = {
     "admin_user": "admin",
 }
 
-PASSWORD_KEYS = (
-    "admin_password",
-    "mysql_root_password",
-    "keystone_db_password",
-    "glance_db_password",
-    "glance_password",
-    "placement_db_password",
-    "placement_password",
-    "nova_db_password",
-    "nova_password",
-    "neutron_db_password",
-    "neutron_password",
-    "rabbit_password",
-    "metadata_secret",
-)
+# The services' own (databases, service users) come from the service table.
+PASSWORD_KEYS = ("admin_password", "mysql_root_password", *password_keys(), "rabbit_password",
+                 "metadata_secret")
 KEYS = tuple(DEFAULTS) + PASSWORD_KEYS
 MIN_PASSWORD_LENGTH = 12
 

@@ -225,8 +225,10 @@ def boot_server(cloud, name: str, image_id: str, network_id: str, key_name: str 
 
 
 def boot_check(cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT) -> float:
-    """Readiness as a user sees it (gotcha 5): boots a server on the seeded network, waits until it
-    is ACTIVE, deletes it, and returns the seconds it took."""
+    """Readiness as a user sees it: boots a server on the seeded network, waits until it is ACTIVE,
+    deletes it, and returns the seconds it took. APIs that answer are not yet a cloud that boots
+    servers: this also needs the scheduler, placement, the conductor, a port binding and
+    nova-compute (docs/openstack-notes.md)."""
     started = time.monotonic()
     server = boot_server(cloud, "stackfleet-boot-check", record.image_id, record.private_network_id,
                          timeout=timeout)

@@ -11,12 +11,13 @@ import os
 import sys
 from pathlib import Path
 
-from stackfleet.openstack import layout, settings as settings_mod
+from stackfleet import discovery
+from stackfleet.openstack import settings as settings_mod, shared_data
 from stackfleet.openstack.configs import clouds_yaml, openrc
 from stackfleet.openstack.link import ClusterLink, FileClusterLink
-from stackfleet.openstack.roles import ROLES, RoleContext, run_role
+from stackfleet.openstack.role_context import RoleContext
+from stackfleet.openstack.roles import OPENSTACK_ROLES, run_role
 
-DEFAULT_SHARED = "/var/lib/stackfleet/shared"
 DEFAULT_STATE = "/var/lib/stackfleet/state"
 
 
@@ -30,25 +31,10 @@ def cluster_link_from_env() -> ClusterLink:
     standalone = os.environ.get("STACKFLEET_STANDALONE_DIR")
     if standalone:
         return FileClusterLink(Path(standalone))
-    from stackfleet.cli.context import PREFIX_ENV, resolve_endpoints
+    # Imported here: it needs the cluster core's venv (cryptography, grpc).
     from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
-    from stackfleet.registry.keys import DEFAULT_PREFIX
-    from stackfleet.registry.store import Registry
 
-    registry = Registry.open(resolve_endpoints(None), os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
-    return EtcdClusterLink(registry, key_file(shared_dir_default()))
-
-
-def shared_dir_default() -> Path:
-    """$STACKFLEET_SHARED_DIR (set for every unit by its agent), else the running lab's, else
-    the production path."""
-    from stackfleet.lab.state import load_lab
-
-    env = os.environ.get("STACKFLEET_SHARED_DIR")
-    if env:
-        return Path(env)
-    lab = load_lab()
-    return Path(lab.shared_dir) if lab else Path(DEFAULT_SHARED)
+    return EtcdClusterLink(discovery.open_registry(), key_file(discovery.shared_dir()))
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -60,7 +46,7 @@ def cmd_role_run(args: argparse.Namespace) -> int:
         print("role run: give --address or STACKFLEET_ADDRESS (this machine's management address)",
               file=sys.stderr)
         return 2
-    ctx = RoleContext(address=args.address, shared_dir=Path(args.shared_dir) if args.shared_dir else shared_dir_default(),
+    ctx = RoleContext(address=args.address, shared_dir=Path(args.shared_dir) if args.shared_dir else discovery.shared_dir(),
                       state_dir=Path(args.state_dir) / args.role, link=cluster_link_from_env())
     if args.host:
         ctx.host = args.host
@@ -102,8 +88,9 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_data_reset(args: argparse.Namespace) -> int:
-    shared = layout.SharedLayout(Path(args.shared_dir) if args.shared_dir else shared_dir_default())
-    targets = layout.reset_targets(shared)
+    shared = shared_data.SharedLayout(Path(args.shared_dir) if args.shared_dir
+                                      else discovery.shared_dir())
+    targets = shared_data.reset_targets(shared)
     if not targets:
         print(f"data reset: nothing to delete in {shared.root}")
         return 0
@@ -118,7 +105,7 @@ def cmd_data_reset(args: argparse.Namespace) -> int:
         if input("Type 'delete' to confirm: ").strip() != "delete":
             print("data reset: not confirmed. Nothing was deleted.", file=sys.stderr)
             return 1
-    layout.reset(shared)
+    shared_data.reset(shared)
     print("data reset: deleted. The next controller start makes a new, empty cloud.")
     return 0
 
@@ -156,13 +143,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     role = subparsers.add_parser("role", help="run an OpenStack role on this machine")
     role_sub = role.add_subparsers(dest="role_command", required=True)
     run = role_sub.add_parser("run", help="run a role in the foreground until SIGTERM")
-    run.add_argument("role", choices=ROLES)
+    run.add_argument("role", choices=list(OPENSTACK_ROLES))
     run.add_argument("--address", default=_env("STACKFLEET_ADDRESS") or _env("STACKFLEET_PUBLIC_IP"),
                      help="this machine's management address (env STACKFLEET_ADDRESS; a unit gets "
                           "STACKFLEET_PUBLIC_IP from its agent)")
     run.add_argument("--shared-dir", default=None,
                      help="the shared storage (default: $STACKFLEET_SHARED_DIR, the lab's, or "
-                          f"{DEFAULT_SHARED})")
+                          f"{discovery.DEFAULT_SHARED})")
     run.add_argument("--state-dir", default=_env("STACKFLEET_STATE_DIR", DEFAULT_STATE))
     run.add_argument("--host", default=_env("STACKFLEET_HOST") or _env("STACKFLEET_MACHINE_NAME"),
                      help="this machine's name for Nova and Neutron (default: hostname)")
@@ -186,7 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reset.add_argument("--yes", action="store_true", help="do not ask")
     reset.add_argument("--shared-dir", default=None,
                        help="the shared storage (default: $STACKFLEET_SHARED_DIR, the lab's, or "
-                            f"{DEFAULT_SHARED})")
+                            f"{discovery.DEFAULT_SHARED})")
     reset.set_defaults(func=cmd_data_reset)
 
     os_cmd = subparsers.add_parser("openstack", help="the admin's way into the cloud")

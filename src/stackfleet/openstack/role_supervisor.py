@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from stackfleet.runtime.procfs import exited_children, send
+from stackfleet.runtime.procfs import all_stats, exited_children, send
 
 REAP_INTERVAL = 0.1
 STABLE_AFTER = 60.0  # a service that ran this long has its failure count reset
@@ -44,18 +44,8 @@ def backoff(failures: int, base: float = 1.0, cap: float = 30.0) -> float:
 
 
 def _children_of(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc (includes adopted orphans)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            # The command name may hold spaces and parentheses; fields resume after the last ')'.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
+    """Direct children of `pid`, zombies included, from /proc (includes adopted orphans)."""
+    return [stat.pid for stat in all_stats() if stat.ppid == pid]
 
 
 def _killpg_quietly(pgid: int) -> None:

@@ -1,10 +1,12 @@
-"""Maps newly registered compute hosts into cell1; runs inside the OpenStack venv on the controller.
+"""The controller's "caretaker" service: maps newly registered compute hosts into cell1. It runs
+inside the OpenStack venv on the controller.
 
-    python -m stackfleet.openstack.caretaker SITE_JSON
+    python -m stackfleet.openstack.cell_hosts SITE_JSON
 
-Nova's periodic host discovery did not fire reliably (gotcha 2), and a compute host that is not
-mapped takes no servers. This watches the compute services through the API and runs
-`nova-manage cell_v2 discover_hosts` whenever one appears that was not seen before.
+Nova's periodic host discovery (discover_hosts_in_cells_interval) did not fire reliably here, and a
+compute host that is not mapped takes no servers (docs/openstack-notes.md). This watches the compute
+services through the API and runs `nova-manage cell_v2 discover_hosts` whenever one appears that
+was not seen before.
 """
 from __future__ import annotations
 

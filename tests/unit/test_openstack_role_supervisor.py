@@ -1,9 +1,9 @@
 import asyncio
 import os
 
-from stackfleet.openstack import supervisor
+from stackfleet.openstack import role_supervisor
 from stackfleet.openstack.probes import status_of
-from stackfleet.openstack.supervisor import ServiceSpec, Supervisor, backoff
+from stackfleet.openstack.role_supervisor import ServiceSpec, Supervisor, backoff
 
 
 def test_backoff_doubles_and_is_capped():
@@ -32,10 +32,10 @@ def test_run_once_returns_the_exit_code(tmp_path):
 
 
 def test_a_dead_service_is_restarted_and_stop_all_leaves_no_child(tmp_path, monkeypatch):
-    monkeypatch.setattr(supervisor, "backoff", lambda failures: 0.05)
+    monkeypatch.setattr(role_supervisor, "backoff", lambda failures: 0.05)
     messages = []
 
-    before = set(supervisor._children_of(os.getpid()))
+    before = set(role_supervisor._children_of(os.getpid()))
 
     async def go():
         sup = Supervisor(messages.append)
@@ -49,7 +49,7 @@ def test_a_dead_service_is_restarted_and_stop_all_leaves_no_child(tmp_path, monk
             await asyncio.sleep(0.05)
         starts = len(marker.read_text().split())
         await sup.stop_all()
-        return starts, set(supervisor._children_of(os.getpid())) - before
+        return starts, set(role_supervisor._children_of(os.getpid())) - before
     starts, left = run(go())
     assert starts >= 3
     assert left == set()

@@ -19,6 +19,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackfleet.runtime.files import write_json_atomic
+
 MARKER_NAME = "stackfleet-data.json"
 SCHEMA_STAMP_NAME = "stackfleet-schemas.json"  # which install last synced the schemas
 DATA_DIRS = ("mysql", "keystone", "glance", "nova")
@@ -100,9 +102,7 @@ def prepare(layout: SharedLayout, wanted: Marker) -> None:
         path.mkdir(parents=True, exist_ok=True)
     os.chmod(layout.root, 0o700)
     if not layout.marker.exists():
-        tmp = layout.marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ha_mode": wanted.ha_mode, "release": wanted.release}) + "\n")
-        tmp.replace(layout.marker)
+        write_json_atomic(layout.marker, {"ha_mode": wanted.ha_mode, "release": wanted.release})
 
 
 def reset_targets(layout: SharedLayout) -> list[Path]:

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from stackfleet.openstack import cli, layout
-from stackfleet.openstack.caretaker import new_hosts
+from stackfleet.openstack import commands, shared_data
+from stackfleet.openstack.cell_hosts import new_hosts
 from stackfleet.openstack.link import FileClusterLink
 from stackfleet.openstack.workflow import SeedRecord, image_payload
 
@@ -19,12 +19,12 @@ def standalone(tmp_path, monkeypatch):
 
 
 def main(*argv: str) -> int:
-    return cli.main(list(argv))
+    return commands.main(list(argv))
 
 
 def test_register_adds_every_command():
     parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers(dest="command"))
+    commands.register(parser.add_subparsers(dest="command"))
     for argv in (["role", "run", "compute", "--address", "127.0.0.1"], ["config", "show"],
                  ["config", "set", "HA_MODE", "DVR"], ["config", "get", "region"],
                  ["data", "reset", "--yes"], ["openstack", "credentials"]):
@@ -51,8 +51,8 @@ def test_config_show_masks_passwords(standalone, capsys):
 
 
 def test_data_reset_without_confirmation_deletes_nothing(tmp_path, monkeypatch, capsys):
-    shared = layout.SharedLayout(tmp_path / "shared")
-    layout.prepare(shared, layout.Marker("L3_HA", "2026.2"))
+    shared = shared_data.SharedLayout(tmp_path / "shared")
+    shared_data.prepare(shared, shared_data.Marker("L3_HA", "2026.2"))
     monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
     assert main("data", "reset", "--shared-dir", str(shared.root)) == 1
     assert shared.marker.exists() and shared.glance_images.exists()
