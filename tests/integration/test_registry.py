@@ -7,7 +7,7 @@ import time
 import pytest
 
 from stackfleet.registry.connection import EtcdUnavailable
-from stackfleet.registry.lease import LeaseExpired, LeaseKeeper
+from stackfleet.registry.lease import LeaseExpired
 from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
 from stackfleet.registry.records import JobRecord, ScheduleEntry
 from stackfleet.registry.store import Registry
@@ -138,19 +138,19 @@ def test_lease_keeper_renews_adopts_and_reports_expiry(etcd: LocalEtcd) -> None:
     async def body() -> None:
         async with Registry.open([etcd.endpoint]) as r:
             renewals: list[float] = []
-            keeper = LeaseKeeper(r.conn, 2, on_renewed=renewals.append)
+            keeper = r.lease_keeper(2, on_renewed=renewals.append)
             lease = await keeper.grant()
             task = asyncio.create_task(keeper.run())
             await asyncio.sleep(3)  # longer than the TTL: only renewals keep it alive
             task.cancel()
             assert len(renewals) >= 3
             assert keeper.expires_no_earlier_than > time.monotonic()
-            other = LeaseKeeper(r.conn, 2)
+            other = r.lease_keeper(2)
             assert await other.adopt(lease)
             await r.conn.call(lambda c: c.revoke_lease(lease))
             with pytest.raises(LeaseExpired):
                 await other.renew()
-            assert not await LeaseKeeper(r.conn, 2).adopt(lease)
+            assert not await r.lease_keeper(2).adopt(lease)
 
     run(body())
 

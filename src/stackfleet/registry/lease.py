@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from .connection import EtcdConnection, EtcdUnavailable
 
@@ -21,14 +21,42 @@ class LeaseExpired(Exception):
     pass
 
 
+class Leases(Protocol):
+    """Where leases live: etcd, or the fake registry's memory."""
+
+    async def grant(self, ttl: int) -> int:
+        """A new lease's id."""
+
+    async def refresh(self, lease_id: int, timeout: float) -> int:
+        """Renew the lease; its remaining TTL, or 0 when it has expired."""
+
+    async def revoke(self, lease_id: int) -> None: ...
+
+
+class EtcdLeases:
+    def __init__(self, conn: EtcdConnection) -> None:
+        self.conn = conn
+
+    async def grant(self, ttl: int) -> int:
+        lease = await self.conn.call(lambda c: c.lease(ttl))
+        return int(lease.id)
+
+    async def refresh(self, lease_id: int, timeout: float) -> int:
+        reply = await self.conn.call(lambda c: c.refresh_lease(lease_id), timeout=timeout)
+        return 0 if reply is None else max(0, int(reply.TTL))
+
+    async def revoke(self, lease_id: int) -> None:
+        await self.conn.call(lambda c: c.revoke_lease(lease_id))
+
+
 class LeaseKeeper:
     def __init__(
         self,
-        conn: EtcdConnection,
+        leases: Leases,
         ttl: int,
         on_renewed: Callable[[float], None] | None = None,
     ) -> None:
-        self.conn = conn
+        self.leases = leases
         self.ttl = ttl
         self.lease_id = 0
         self.last_renewal_sent = 0.0  # time.monotonic() of the last renewal that etcd accepted
@@ -42,8 +70,7 @@ class LeaseKeeper:
 
     async def grant(self) -> int:
         sent = time.monotonic()
-        lease = await self.conn.call(lambda c: c.lease(self.ttl))
-        self.lease_id = lease.id
+        self.lease_id = await self.leases.grant(self.ttl)
         self._renewed(sent)
         return self.lease_id
 
@@ -59,8 +86,7 @@ class LeaseKeeper:
 
     async def renew(self) -> None:
         sent = time.monotonic()
-        reply = await self.conn.call(lambda c: c.refresh_lease(self.lease_id), timeout=self.interval * 2)
-        if reply is None or reply.TTL <= 0:
+        if await self.leases.refresh(self.lease_id, timeout=self.interval * 2) <= 0:
             raise LeaseExpired(f"lease {self.lease_id:x} expired at etcd")
         self._renewed(sent)
 
@@ -80,5 +106,5 @@ class LeaseKeeper:
 
     async def revoke(self) -> None:
         if self.lease_id:
-            await self.conn.call(lambda c: c.revoke_lease(self.lease_id))
+            await self.leases.revoke(self.lease_id)
             self.lease_id = 0
