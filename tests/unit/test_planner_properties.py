@@ -1,6 +1,7 @@
 """plan() on random clusters: the invariants the engine relies on, whatever the input."""
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Mapping
 from unittest.mock import patch
@@ -8,7 +9,7 @@ from unittest.mock import patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stackfleet.engine.model import Job, Machine, Snapshot, apply
+from stackfleet.engine.model import Job, Machine, Schedule, Snapshot, apply
 from stackfleet.engine import planner
 from stackfleet.engine.planner import plan, planning_order
 from stackfleet.unit.model import Constraints
@@ -26,6 +27,7 @@ metadata_constraint = st.dictionaries(
     st.sampled_from(KEYS), st.frozensets(st.sampled_from(VALUES), min_size=1, max_size=2), max_size=2)
 desired = st.sampled_from(["inactive", "loaded", "launched", "launched", "launched", "launched"])
 entry_state = st.sampled_from(["loaded", "launched"])
+HASHES = ["h1", "h2"]  # a job's body hash, and the hash an entry carries (equal or stale)
 
 
 @st.composite
@@ -47,11 +49,12 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     live = draw(st.lists(st.sampled_from(LIVE), unique=True))
     machines = {m: Machine(m, draw(metadata_values)) for m in live}
     names = draw(st.lists(st.sampled_from(UNITS), unique=True))
-    jobs = {n: Job(n, draw(desired), draw(constraints())) for n in names}
+    jobs = {n: Job(n, draw(desired), draw(constraints()), draw(st.sampled_from(HASHES))) for n in names}
     schedule = draw(st.dictionaries(
         st.sampled_from(UNITS), st.dictionaries(st.sampled_from(LIVE + DEAD), entry_state, min_size=1, max_size=3)))
     reasons = draw(st.dictionaries(st.sampled_from(UNITS), st.sampled_from(["old reason", "no live machines"])))
-    return Snapshot(machines, jobs, schedule, reasons)
+    hashes = {u: {m: draw(st.sampled_from(HASHES)) for m in entries} for u, entries in schedule.items()}
+    return Snapshot(machines, jobs, schedule, reasons, hashes)
 
 
 def matches(machine: Machine, metadata: Mapping[str, frozenset[str]]) -> bool:
@@ -85,7 +88,8 @@ def shuffled(s: Snapshot, seed: int) -> Snapshot:
         rng.shuffle(items)
         return dict(items)
 
-    return Snapshot(mix(s.machines), mix(s.jobs), mix({u: mix(e) for u, e in s.schedule.items()}), mix(s.reasons))
+    return Snapshot(mix(s.machines), mix(s.jobs), mix({u: mix(e) for u, e in s.schedule.items()}), mix(s.reasons),
+                    mix({u: mix(e) for u, e in s.hashes.items()}))
 
 
 common = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,6 +141,38 @@ def test_plan_is_deterministic_whatever_the_dict_order(s: Snapshot, seed: int) -
 @given(snapshots())
 def test_planning_the_applied_plan_again_does_nothing(s: Snapshot) -> None:
     assert plan(apply(s, plan(s))) == []
+
+
+@common
+@given(snapshots())
+def test_every_entry_carries_its_jobs_body_hash(s: Snapshot) -> None:
+    """A replaced body reaches the machines already running the unit, and only their entries
+    are rewritten for it: a healthy placement with a stale hash stays where it is."""
+    actions = plan(s)
+    after = apply(s, actions)
+    for unit, entries in after.schedule.items():
+        for machine in entries:
+            assert after.hashes[unit][machine] == s.jobs[unit].hash, (unit, machine)
+    for action in actions:
+        if isinstance(action, Schedule):
+            assert action.hash == s.jobs[action.unit].hash
+            before = s.schedule.get(action.unit, {})
+            stale = s.hashes.get(action.unit, {}).get(action.machine) != action.hash
+            assert stale or before.get(action.machine) != action.desired, action
+
+
+@common
+@given(snapshots(), st.sets(st.sampled_from(UNITS)))
+def test_a_replaced_body_reaches_the_machines_running_it_in_place(s: Snapshot, replaced: set[str]) -> None:
+    settled = apply(s, plan(s))
+    jobs = {n: dataclasses.replace(j, hash="h3") if n in replaced else j for n, j in settled.jobs.items()}
+    changed = dataclasses.replace(settled, jobs=jobs)
+    actions = plan(changed)
+    after = apply(changed, actions)
+    assert after.schedule == settled.schedule  # nothing moves for a new body
+    assert all(isinstance(a, Schedule) for a in actions)
+    for unit, entries in after.schedule.items():
+        assert {after.hashes[unit][m] for m in entries} == {jobs[unit].hash}, unit
 
 
 @common
