@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
 from .changes import Changes
+from .connection import EtcdUnavailable
 from .keys import DEFAULT_PREFIX
 from .lease import LeaseKeeper
 from .records import DesiredState, EventRecord, JobRecord, MachineRecord, ScheduleEntry, UnitState
@@ -40,6 +41,8 @@ class FakeLeases:
         return self.registry.grant_lease(ttl)
 
     async def refresh(self, lease_id: int, timeout: float) -> int:
+        if self.registry.partitioned:
+            raise EtcdUnavailable([], None)
         return self.registry.refresh_lease(lease_id)
 
     async def revoke(self, lease_id: int) -> None:
@@ -59,6 +62,8 @@ class FakeRegistry:
         self._stamps = itertools.count()
         self._watchers: list[tuple[Path, asyncio.Queue[list[tuple[Path, object | None]]]]] = []
         self.leases = FakeLeases(self)
+        # While set, lease renewals fail as if etcd could not be reached (the lease runs on).
+        self.partitioned = False
 
     # -- the store ------------------------------------------------------------
     def _commit(self, ops: Iterable[FakeOp]) -> None:
