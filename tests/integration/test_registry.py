@@ -9,7 +9,9 @@ import pytest
 from stackfleet.registry.connection import EtcdUnavailable
 from stackfleet.registry.lease import LeaseExpired
 from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
-from stackfleet.registry.records import JobRecord, ScheduleEntry
+from stackfleet.registry.fake import FakeRegistry
+from stackfleet.registry.interface import RegistryAPI
+from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry
 from stackfleet.registry.store import Registry
 
 
@@ -165,3 +167,55 @@ def test_calls_in_flight_survive_a_failover_by_a_concurrent_call(etcd_cluster: L
             assert r.conn.generation == generation + 1
 
     run(body())
+
+
+async def _typed_watches(r: RegistryAPI) -> list[object]:
+    """Drive every typed watch through one script; return what each consumer ends up with."""
+    keeper = r.lease_keeper(30)
+    lease = await keeper.grant()
+    watches = [r.watch_schedule(), r.watch_schedule_of("m1"), r.watch_jobs(), r.watch_machines(),
+               r.watch_reasons(), r.watch_leader(), r.watch_published("controller")]
+    for w in watches:
+        first = await w.__anext__()
+        assert first.reset and first.changes == []
+    a, b = ScheduleEntry("launched", "h1", True), ScheduleEntry("loaded", "h2", False)
+    await r.put_many([r.schedule_op("a.service", "m1", a), r.schedule_op("b.service", "m2", b),
+                      r.reason_op("c.service", "no live machines")])
+    await r.put_many([r.unschedule_op("b.service", "m2"), r.clear_reason_op("c.service"),
+                      r.reason_op("d.service", "waiting")])
+    await r.submit(job("a.service", "h1"), "one", False)
+    await r.register_machine(MachineRecord("m1", "one", "10.0.0.1"), lease)
+    await r.campaign("e1", lease)
+    await r.publish("controller", '{"address": "10.0.0.1"}', lease)
+    await r.put_many([r.schedule_op("z.service", "m9", b)])
+    # What each consumer has once the script's last change to it arrived.
+    last = [("z.service", "m9"), "a.service", "a.service", "m1", "d.service", "", ""]
+    results: list[object] = []
+    for w, key in zip(watches, last):
+        merged: dict[object, object] = {}
+        while key not in merged:
+            changes = await asyncio.wait_for(w.__anext__(), 5)
+            assert not changes.reset
+            changes.merge_into(merged)
+        results.append(merged)
+        await w.aclose()
+    await keeper.revoke()
+    return results
+
+
+def test_typed_watches_decode_records_alike_on_etcd_and_on_the_fake(etcd: LocalEtcd) -> None:
+    async def both() -> tuple[list[object], list[object]]:
+        async with Registry.open([etcd.endpoint]) as r:
+            real = await _typed_watches(r)
+        return real, await _typed_watches(FakeRegistry())
+
+    real, fake = run(both())
+    assert real == fake
+    assert real[1] == {"a.service": ScheduleEntry("launched", "h1", True)}  # m1's own entries only
+    assert real[0] == {("a.service", "m1"): ScheduleEntry("launched", "h1", True),
+                       ("z.service", "m9"): ScheduleEntry("loaded", "h2", False)}
+    assert real[2] == {"a.service": job("a.service", "h1")}
+    assert real[3] == {"m1": MachineRecord("m1", "one", "10.0.0.1")}
+    assert real[4] == {"d.service": "waiting"}
+    assert real[5] == {"": "e1"}
+    assert real[6] == {"": '{"address": "10.0.0.1"}'}

@@ -169,7 +169,8 @@ class Engine:
         return self._ops(snapshot, actions), actions
 
     def _ops(self, snapshot: Snapshot, actions: list[Action]) -> list[Op]:
-        registry, now, ops = self.registry, time.time(), []
+        registry, now = self.registry, time.time()
+        ops: list[Op] = []
 
         def event(kind: str, unit: str, machine: str, text: str) -> None:
             ops.append(registry.event_op(EventRecord(now, kind, unit, machine, text)))

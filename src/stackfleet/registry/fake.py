@@ -22,7 +22,6 @@ from .records import DesiredState, EventRecord, JobRecord, MachineRecord, Schedu
 
 Path = tuple[str, ...]
 K = TypeVar("K")
-V = TypeVar("V")
 LEADER: Path = ("engine", "leader")
 
 
@@ -230,7 +229,7 @@ class FakeRegistry:
         self._commit(FakeOp(("events",) + p, None) for p in stamps[: max(0, len(stamps) - keep)])
 
     # -- typed watches ---------------------------------------------------------------
-    async def _watch(self, prefix: Path, key: Callable[[Path], K]) -> AsyncIterator[Changes[K, V]]:
+    async def _watch(self, prefix: Path, key: Callable[[Path], K]) -> AsyncIterator[Changes[K, Any]]:
         queue: asyncio.Queue[list[tuple[Path, object | None]]] = asyncio.Queue()
         watcher = (prefix, queue)
         self._watchers.append(watcher)
@@ -240,7 +239,7 @@ class FakeRegistry:
                 batch = await queue.get()
                 while not queue.empty():
                     batch += queue.get_nowait()
-                yield Changes(False, [(key(p[len(prefix):]), v) for p, v in batch])  # type: ignore[misc]
+                yield Changes(False, [(key(p[len(prefix):]), v) for p, v in batch])
         finally:
             self._watchers.remove(watcher)
 
