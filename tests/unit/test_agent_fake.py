@@ -13,7 +13,7 @@ from stackfleet.registry.records import DesiredState, JobRecord, MachineRecord, 
 from stackfleet.runtime.base import UnitStatus
 from stackfleet.runtime.fake import FakeRuntime
 
-from .asyncwait import eventually
+from asyncwait import eventually
 
 MACHINE = MachineRecord("m1", "compute-01", "10.0.0.1", {"role": "compute"})
 DB, NOVA = "db.service", "nova.service"

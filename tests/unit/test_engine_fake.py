@@ -11,7 +11,7 @@ from stackfleet.registry.fake import FakeRegistry
 from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry
 from stackfleet.unit.model import Constraints
 
-from .asyncwait import eventually
+from asyncwait import eventually
 
 CONTROLLER = Constraints(machine_metadata={"role": frozenset({"controller"})})
 COMPUTE = Constraints(global_=True, machine_metadata={"role": frozenset({"compute"})})
