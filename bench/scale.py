@@ -24,7 +24,7 @@ from aetcd import transactions as tx
 
 from stackfleet.discovery import prefix
 from stackfleet.registry.localetcd import LocalEtcd
-from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry, UnitState
+from stackfleet.registry.records import JobRecord, MachineRecord, UnitState
 from stackfleet.registry.store import Registry
 from stackfleet.unit.model import Constraints
 
@@ -41,7 +41,7 @@ def etcd_requests(endpoint: str) -> int:
 async def run_size(machines: int, units: int, ttl: int) -> dict[str, float]:
     with LocalEtcd() as etcd:
         registry = Registry.open([etcd.endpoint], prefix(), timeout=30.0)
-        lease = (await registry.conn.call(lambda c: c.lease(120))).id
+        lease = await registry.lease_keeper(120).grant()
         machine_ops = []
         for i in range(machines):
             m = MachineRecord(f"{i:032x}", f"fake-{i:04d}", f"10.255.{i // 250}.{i % 250}", {"role": ROLES[i % len(ROLES)]})
@@ -62,15 +62,11 @@ async def run_size(machines: int, units: int, ttl: int) -> dict[str, float]:
 
             async def fake_agents() -> None:
                 nonlocal t_placed
-                base = registry.keys.schedules()
-                async for update in registry.watch(base):
-                    pairs = update.items.items() if update.reset else update.changes
+                async for changes in registry.watch_schedule():
                     batch = []
-                    for key, raw in pairs:
-                        if raw is None:
+                    for (unit, machine), entry in changes.changes:
+                        if entry is None:
                             continue
-                        machine, unit = registry.keys.split(key, base)
-                        entry = ScheduleEntry.decode(raw)
                         placed.add(unit)
                         if entry.desired == "launched" and unit not in reported:
                             reported.add(unit)

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from stackfleet.registry.connection import EtcdConnection, EtcdUnavailable
-from stackfleet.registry.lease import LeaseExpired, LeaseKeeper
+from stackfleet.registry.lease import LeaseExpired
 from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
-from stackfleet.registry.records import JobRecord, ScheduleEntry
+from stackfleet.registry.fake import FakeRegistry
+from stackfleet.registry.interface import RegistryAPI
+from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry
 from stackfleet.registry.store import Registry
 
 
@@ -139,19 +141,19 @@ def test_lease_keeper_renews_adopts_and_reports_expiry(etcd: LocalEtcd) -> None:
     async def body() -> None:
         async with Registry.open([etcd.endpoint]) as r:
             renewals: list[float] = []
-            keeper = LeaseKeeper(r.conn, 2, on_renewed=renewals.append)
+            keeper = r.lease_keeper(2, on_renewed=renewals.append)
             lease = await keeper.grant()
             task = asyncio.create_task(keeper.run())
             await asyncio.sleep(3)  # longer than the TTL: only renewals keep it alive
             task.cancel()
             assert len(renewals) >= 3
             assert keeper.expires_no_earlier_than > time.monotonic()
-            other = LeaseKeeper(r.conn, 2)
+            other = r.lease_keeper(2)
             assert await other.adopt(lease)
             await r.conn.call(lambda c: c.revoke_lease(lease))
             with pytest.raises(LeaseExpired):
                 await other.renew()
-            assert not await LeaseKeeper(r.conn, 2).adopt(lease)
+            assert not await r.lease_keeper(2).adopt(lease)
 
     run(body())
 
@@ -185,7 +187,7 @@ def test_lease_keeper_renews_over_one_stream(etcd: LocalEtcd) -> None:
     async def body() -> None:
         async with Registry.open([etcd.endpoint]) as r:
             renewals: list[float] = []
-            keeper = LeaseKeeper(r.conn, 1, on_renewed=renewals.append)
+            keeper = r.lease_keeper(1, on_renewed=renewals.append)
             await keeper.grant()
             before = _keepalive_streams_started(etcd.endpoint)
             for _ in range(10):
@@ -199,8 +201,8 @@ def test_lease_keeper_renews_over_one_stream(etcd: LocalEtcd) -> None:
 def test_adopted_lease_keeps_the_ttl_etcd_granted(etcd: LocalEtcd) -> None:
     async def body() -> None:
         async with Registry.open([etcd.endpoint]) as r:
-            lease = await LeaseKeeper(r.conn, 7).grant()
-            adopter = LeaseKeeper(r.conn, 2)  # started with another --ttl than the lease has
+            lease = await r.lease_keeper(7).grant()
+            adopter = r.lease_keeper(2)  # started with another --ttl than the lease has
             assert await adopter.adopt(lease)
             assert adopter.ttl == 7
             assert adopter.expires_no_earlier_than == adopter.last_renewal_sent + 7
@@ -211,7 +213,7 @@ def test_adopted_lease_keeps_the_ttl_etcd_granted(etcd: LocalEtcd) -> None:
 def test_lease_keeper_renews_on_another_member_when_its_member_dies(etcd_cluster: LocalEtcdCluster) -> None:
     async def body() -> None:
         async with Registry.open(etcd_cluster.endpoints) as r:
-            keeper = LeaseKeeper(r.conn, 3)
+            keeper = r.lease_keeper(3)
             await keeper.grant()
             await keeper.renew()
             first = r.conn.current
@@ -258,3 +260,55 @@ def test_tls_cluster_serves_only_clients_with_a_certificate_of_its_ca(tmp_path: 
         with pytest.raises(TLSConfigError, match="cannot read"):
             EtcdConnection([member.endpoint], tls=TLSFiles(tmp_path / "missing.crt"))
 
+
+
+async def _typed_watches(r: RegistryAPI) -> list[object]:
+    """Drive every typed watch through one script; return what each consumer ends up with."""
+    keeper = r.lease_keeper(30)
+    lease = await keeper.grant()
+    watches = [r.watch_schedule(), r.watch_schedule_of("m1"), r.watch_jobs(), r.watch_machines(),
+               r.watch_reasons(), r.watch_leader(), r.watch_published("controller")]
+    for w in watches:
+        first = await w.__anext__()
+        assert first.reset and first.changes == []
+    a, b = ScheduleEntry("launched", "h1", True), ScheduleEntry("loaded", "h2", False)
+    await r.put_many([r.schedule_op("a.service", "m1", a), r.schedule_op("b.service", "m2", b),
+                      r.reason_op("c.service", "no live machines")])
+    await r.put_many([r.unschedule_op("b.service", "m2"), r.clear_reason_op("c.service"),
+                      r.reason_op("d.service", "waiting")])
+    await r.submit(job("a.service", "h1"), "one", False)
+    await r.register_machine(MachineRecord("m1", "one", "10.0.0.1"), lease)
+    await r.campaign("e1", lease)
+    await r.publish("controller", '{"address": "10.0.0.1"}', lease)
+    await r.put_many([r.schedule_op("z.service", "m9", b)])
+    # What each consumer has once the script's last change to it arrived.
+    last = [("z.service", "m9"), "a.service", "a.service", "m1", "d.service", "", ""]
+    results: list[object] = []
+    for w, key in zip(watches, last):
+        merged: dict[object, object] = {}
+        while key not in merged:
+            changes = await asyncio.wait_for(w.__anext__(), 5)
+            assert not changes.reset
+            changes.merge_into(merged)
+        results.append(merged)
+        await w.aclose()
+    await keeper.revoke()
+    return results
+
+
+def test_typed_watches_decode_records_alike_on_etcd_and_on_the_fake(etcd: LocalEtcd) -> None:
+    async def both() -> tuple[list[object], list[object]]:
+        async with Registry.open([etcd.endpoint]) as r:
+            real = await _typed_watches(r)
+        return real, await _typed_watches(FakeRegistry())
+
+    real, fake = run(both())
+    assert real == fake
+    assert real[1] == {"a.service": ScheduleEntry("launched", "h1", True)}  # m1's own entries only
+    assert real[0] == {("a.service", "m1"): ScheduleEntry("launched", "h1", True),
+                       ("z.service", "m9"): ScheduleEntry("loaded", "h2", False)}
+    assert real[2] == {"a.service": job("a.service", "h1")}
+    assert real[3] == {"m1": MachineRecord("m1", "one", "10.0.0.1")}
+    assert real[4] == {"d.service": "waiting"}
+    assert real[5] == {"": "e1"}
+    assert real[6] == {"": '{"address": "10.0.0.1"}'}

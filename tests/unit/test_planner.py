@@ -36,8 +36,8 @@ def job(name: str, desired: DesiredState = "launched", *, meta: Mapping[str, str
 
 
 def snap(ms: dict[str, Machine], *jobs: Job, schedule: dict[str, dict[str, DesiredState]] | None = None,
-         reasons: dict[str, str] | None = None) -> Snapshot:
-    return Snapshot(ms, {j.name: j for j in jobs}, schedule or {}, reasons or {})
+         reasons: dict[str, str] | None = None, hashes: dict[str, dict[str, str]] | None = None) -> Snapshot:
+    return Snapshot(ms, {j.name: j for j in jobs}, schedule or {}, reasons or {}, hashes or {})
 
 
 def settle(s: Snapshot) -> tuple[list[Action], Snapshot]:
@@ -123,6 +123,18 @@ def test_desired_change_rewrites_the_entry_in_place() -> None:
     s = snap(machines("m1", "m2"), job("a", "launched"), schedule={"a": {"m2": "loaded"}})
     actions, _ = settle(s)
     assert actions == [Schedule("a", "m2", "launched")]
+
+
+def test_a_new_body_hash_reaches_every_machine_already_running_it() -> None:
+    new = Job("g", "launched", Constraints(global_=True), "h2")
+    moved = Job("a", "launched", Constraints(machine_id="m2"), "h2")
+    s = snap(machines("m1", "m2"), new, moved, Job("same", "loaded", Constraints(), "h1"),
+             schedule={"g": {"m1": "launched", "m2": "launched"}, "a": {"m1": "launched"}, "same": {"m1": "loaded"}},
+             hashes={"g": {"m1": "h1", "m2": "h2"}, "a": {"m1": "h1"}, "same": {"m1": "h1"}})
+    actions, after = settle(s)
+    assert actions == [Unschedule("a", "m1", "constraints no longer met"),
+                       Schedule("g", "m1", "launched", "h2"), Schedule("a", "m2", "launched", "h2")]
+    assert after.hashes == {"g": {"m1": "h2", "m2": "h2"}, "a": {"m2": "h2"}, "same": {"m1": "h1"}}
 
 
 def test_unit_on_a_dead_machine_is_moved() -> None:

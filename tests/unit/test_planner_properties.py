@@ -1,6 +1,7 @@
 """plan() on random clusters: the invariants the engine relies on, whatever the input."""
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Mapping
 from unittest.mock import patch
@@ -8,7 +9,7 @@ from unittest.mock import patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stackfleet.engine.model import Job, Machine, Snapshot, apply
+from stackfleet.engine.model import Job, Machine, Schedule, Snapshot, apply
 from stackfleet.engine import planner
 from stackfleet.engine.planner import plan, planning_order
 from stackfleet.unit.model import Constraints
@@ -26,32 +27,44 @@ metadata_constraint = st.dictionaries(
     st.sampled_from(KEYS), st.frozensets(st.sampled_from(VALUES), min_size=1, max_size=2), max_size=2)
 desired = st.sampled_from(["inactive", "loaded", "launched", "launched", "launched", "launched"])
 entry_state = st.sampled_from(["loaded", "launched"])
+HASHES = ["h1", "h2"]  # a job's body hash, and the hash an entry carries (equal or stale)
+# Strategies are built once here, not on every draw: building them was most of these tests' time.
+body_hash = st.sampled_from(HASHES)
+one_in_five, one_in_four, coin = st.integers(0, 4), st.integers(0, 3), st.booleans()
+machine_id = st.none() | st.sampled_from(LIVE + DEAD)
+few_units = st.lists(st.sampled_from(UNITS), max_size=2, unique=True)
+few_patterns = st.lists(st.sampled_from(PATTERNS), max_size=2, unique=True)
+no_names: st.SearchStrategy[list[str]] = st.just([])
+live_machines = st.lists(st.sampled_from(LIVE), unique=True)
+unit_names = st.lists(st.sampled_from(UNITS), unique=True)
+schedules = st.dictionaries(
+    st.sampled_from(UNITS), st.dictionaries(st.sampled_from(LIVE + DEAD), entry_state, min_size=1, max_size=3))
+recorded_reasons = st.dictionaries(st.sampled_from(UNITS), st.sampled_from(["old reason", "no live machines"]))
 
 
 @st.composite
 def constraints(draw: st.DrawFn) -> Constraints:
-    if draw(st.integers(0, 4)) == 0:  # the parser lets Global go only with MachineMetadata
+    if draw(one_in_five) == 0:  # the parser lets Global go only with MachineMetadata
         return Constraints(global_=True, machine_metadata=draw(metadata_constraint))
-    few = {"max_size": 2, "unique": True}
     return Constraints(
-        machine_id=draw(st.none() | st.sampled_from(LIVE + DEAD)),
-        machine_of=tuple(draw(st.lists(st.sampled_from(UNITS), **few) if draw(st.booleans()) else st.just([]))),
+        machine_id=draw(machine_id),
+        machine_of=tuple(draw(few_units if draw(coin) else no_names)),
         machine_metadata=draw(metadata_constraint),
-        conflicts=tuple(draw(st.lists(st.sampled_from(PATTERNS), **few) if draw(st.booleans()) else st.just([]))),
-        replaces=tuple(draw(st.lists(st.sampled_from(UNITS), **few) if draw(st.integers(0, 3)) == 0 else st.just([]))),
+        conflicts=tuple(draw(few_patterns if draw(coin) else no_names)),
+        replaces=tuple(draw(few_units if draw(one_in_four) == 0 else no_names)),
     )
 
 
 @st.composite
 def snapshots(draw: st.DrawFn) -> Snapshot:
-    live = draw(st.lists(st.sampled_from(LIVE), unique=True))
+    live = draw(live_machines)
     machines = {m: Machine(m, draw(metadata_values)) for m in live}
-    names = draw(st.lists(st.sampled_from(UNITS), unique=True))
-    jobs = {n: Job(n, draw(desired), draw(constraints())) for n in names}
-    schedule = draw(st.dictionaries(
-        st.sampled_from(UNITS), st.dictionaries(st.sampled_from(LIVE + DEAD), entry_state, min_size=1, max_size=3)))
-    reasons = draw(st.dictionaries(st.sampled_from(UNITS), st.sampled_from(["old reason", "no live machines"])))
-    return Snapshot(machines, jobs, schedule, reasons)
+    names = draw(unit_names)
+    jobs = {n: Job(n, draw(desired), draw(constraints()), draw(body_hash)) for n in names}
+    schedule = draw(schedules)
+    reasons = draw(recorded_reasons)
+    hashes = {u: {m: draw(body_hash) for m in entries} for u, entries in schedule.items()}
+    return Snapshot(machines, jobs, schedule, reasons, hashes)
 
 
 def matches(machine: Machine, metadata: Mapping[str, frozenset[str]]) -> bool:
@@ -85,7 +98,8 @@ def shuffled(s: Snapshot, seed: int) -> Snapshot:
         rng.shuffle(items)
         return dict(items)
 
-    return Snapshot(mix(s.machines), mix(s.jobs), mix({u: mix(e) for u, e in s.schedule.items()}), mix(s.reasons))
+    return Snapshot(mix(s.machines), mix(s.jobs), mix({u: mix(e) for u, e in s.schedule.items()}), mix(s.reasons),
+                    mix({u: mix(e) for u, e in s.hashes.items()}))
 
 
 common = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -141,6 +155,38 @@ def test_planning_the_applied_plan_again_does_nothing(s: Snapshot) -> None:
 
 @common
 @given(snapshots())
+def test_every_entry_carries_its_jobs_body_hash(s: Snapshot) -> None:
+    """A replaced body reaches the machines already running the unit, and only their entries
+    are rewritten for it: a healthy placement with a stale hash stays where it is."""
+    actions = plan(s)
+    after = apply(s, actions)
+    for unit, entries in after.schedule.items():
+        for machine in entries:
+            assert after.hashes[unit][machine] == s.jobs[unit].hash, (unit, machine)
+    for action in actions:
+        if isinstance(action, Schedule):
+            assert action.hash == s.jobs[action.unit].hash
+            before = s.schedule.get(action.unit, {})
+            stale = s.hashes.get(action.unit, {}).get(action.machine) != action.hash
+            assert stale or before.get(action.machine) != action.desired, action
+
+
+@common
+@given(snapshots(), st.sets(st.sampled_from(UNITS)))
+def test_a_replaced_body_reaches_the_machines_running_it_in_place(s: Snapshot, replaced: set[str]) -> None:
+    settled = apply(s, plan(s))
+    jobs = {n: dataclasses.replace(j, hash="h3") if n in replaced else j for n, j in settled.jobs.items()}
+    changed = dataclasses.replace(settled, jobs=jobs)
+    actions = plan(changed)
+    after = apply(changed, actions)
+    assert after.schedule == settled.schedule  # nothing moves for a new body
+    assert all(isinstance(a, Schedule) for a in actions)
+    for unit, entries in after.schedule.items():
+        assert {after.hashes[unit][m] for m in entries} == {jobs[unit].hash}, unit
+
+
+@common
+@given(snapshots())
 def test_a_placeable_exclusive_unit_is_placed(s: Snapshot) -> None:
     after = apply(s, plan(s))
     jobs = active(s)
@@ -191,26 +237,34 @@ def test_healthy_placements_are_not_moved(s: Snapshot) -> None:
         assert dict(after.schedule[name]) == {machine: job.desired}
 
 
+CROWDED_IDS = [f"m{i:02d}" for i in range(24)]
+CROWDED_UNITS = [f"t{t}@{i}" for t in range(3) for i in range(10)]
+crowded_live = st.lists(st.sampled_from(CROWDED_IDS), unique=True, min_size=1)
+crowded_names = st.lists(st.sampled_from(CROWDED_UNITS), unique=True)
+crowded_unit = st.sampled_from(CROWDED_UNITS)
+crowded_machine_id = st.none() | st.none() | st.none() | st.sampled_from(CROWDED_IDS)
+crowded_conflicts = st.lists(st.sampled_from(["t0@*", "t1@*", "t*", "t2@1", "t?@[0-4]"]), max_size=2, unique=True)
+one_in_six = st.integers(0, 5)
+crowded_schedules = st.dictionaries(
+    crowded_unit, st.dictionaries(st.sampled_from(CROWDED_IDS), entry_state, min_size=1, max_size=3))
+
+
 @st.composite
 def crowded_snapshots(draw: st.DrawFn, tied: bool = False) -> Snapshot:
     """More machines and units: heap territory. Only `tied` ones have Conflicts and Replaces."""
-    ids = [f"m{i:02d}" for i in range(24)]
-    live = draw(st.lists(st.sampled_from(ids), unique=True, min_size=1))
+    live = draw(crowded_live)
     machines = {m: Machine(m, draw(metadata_values)) for m in live}
-    units = [f"t{t}@{i}" for t in range(3) for i in range(10)]
-    patterns = st.sampled_from(["t0@*", "t1@*", "t*", "t2@1", "t?@[0-4]"])
     jobs = {}
-    for name in draw(st.lists(st.sampled_from(units), unique=True)):
-        if draw(st.integers(0, 5)) == 0:
+    for name in draw(crowded_names):
+        if draw(one_in_six) == 0:
             c = Constraints(global_=True, machine_metadata=draw(metadata_constraint))
         else:
-            c = Constraints(machine_id=draw(st.none() | st.none() | st.none() | st.sampled_from(ids)),
+            c = Constraints(machine_id=draw(crowded_machine_id),
                             machine_metadata=draw(metadata_constraint),
-                            conflicts=tuple(draw(st.lists(patterns, max_size=2, unique=True))) if tied else (),
-                            replaces=(draw(st.sampled_from(units)),) if tied and draw(st.integers(0, 5)) == 0 else ())
+                            conflicts=tuple(draw(crowded_conflicts)) if tied else (),
+                            replaces=(draw(crowded_unit),) if tied and draw(one_in_six) == 0 else ())
         jobs[name] = Job(name, draw(desired), c)
-    schedule = draw(st.dictionaries(
-        st.sampled_from(units), st.dictionaries(st.sampled_from(ids), entry_state, min_size=1, max_size=3)))
+    schedule = draw(crowded_schedules)
     return Snapshot(machines, jobs, schedule, {})
 
 

@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..registry.connection import EtcdUnavailable
-from ..registry.lease import LeaseExpired, LeaseKeeper
-from ..registry.records import MachineRecord, ScheduleEntry, UnitState
-from ..registry.store import Registry
-from ..runtime import ProcessRuntime, ServiceSpec
-from ..unit import UnitInvalid, parse_unit
+from ..registry.interface import RegistryAPI
+from ..registry.lease import LeaseExpired
+from ..registry.records import MachineRecord, ScheduleEntry
+from ..runtime.base import Runtime
 from ..runtime.fence import write_fence
+from ..runtime.spec import ServiceSpec
+from ..unit import UnitInvalid, parse_unit
+from . import reconcile as r
 from .fence import FencePolicy
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("active", "activating", "deactivating", "reloading")
 RECONCILE_EVERY = 0.2
 
 
@@ -52,31 +53,24 @@ class AgentConfig:
         return self.state_dir / "agent" / "launched"
 
 
-@dataclass
-class _Unit:
-    """What the agent remembers about one unit between reconcile passes."""
-
-    launched_hash: str | None = None  # the body we started and have not been told to stop
-    reported: UnitState | None = None
-    exclusive: bool = False
-    holds_lock: bool = False  # we took its fencing lock and have not released it
-    fenced: bool = False
-
-
 class Agent:
-    def __init__(self, registry: Registry, config: AgentConfig, runtime: ProcessRuntime) -> None:
+    def __init__(self, registry: RegistryAPI, config: AgentConfig, runtime: Runtime) -> None:
         self.registry = registry
         self.config = config
         self.runtime = runtime
         self.machine_id = config.machine.id
-        self.policy = FencePolicy.for_ttl(config.ttl)
-        self.keeper = LeaseKeeper(registry.conn, config.ttl, on_renewed=self._on_renewed)
+        self.keeper = registry.lease_keeper(config.ttl, on_renewed=self._on_renewed)
         self.schedule: dict[str, ScheduleEntry] = {}
-        self.units: dict[str, _Unit] = {}
+        self.units: dict[str, r.UnitMemory] = {}
         self._specs: dict[str, ServiceSpec] = {}
         self._wake = asyncio.Event()
         self._schedule_known = asyncio.Event()  # no reconcile before the first full listing
         self.fenced = False
+
+    @property
+    def policy(self) -> FencePolicy:
+        """From the TTL etcd granted: an adopted lease keeps its own, whatever --ttl says now."""
+        return FencePolicy.for_ttl(self.keeper.ttl)
 
     # -- lifecycle ----------------------------------------------------------
     async def run(self) -> None:
@@ -90,7 +84,7 @@ class Agent:
         """Units a previous agent process left running are ours to keep or clean up."""
         for name in self.runtime.units():
             marker = self.config.hashes_dir / name
-            unit = self.units.setdefault(name, _Unit())
+            unit = self.units.setdefault(name, r.UnitMemory())
             if marker.exists():
                 unit.launched_hash, _, flag = marker.read_text().partition(" ")
                 unit.exclusive = unit.holds_lock = flag == "exclusive"
@@ -110,7 +104,7 @@ class Agent:
 
     def _on_renewed(self, sent: float) -> None:
         write_fence(self.config.fence_file, self.policy.fence(sent))
-        if self.fenced and time.monotonic() < self.policy.stop_at(sent):
+        if r.lifts_fence(self.fenced, time.monotonic(), self.policy.stop_at(sent)):
             log.warning("lease renewed again; lifting the fence")
             self.fenced = False
             self._wake.set()
@@ -139,42 +133,29 @@ class Agent:
         while True:
             now = time.monotonic()
             sent = self.keeper.last_renewal_sent
-            if now >= self.policy.stop_at(sent) and not self.fenced:
-                log.error("no lease renewal for %.1f s: fencing exclusive units", now - sent)
-                self._fence(kill=False)
-            if now >= self.policy.kill_at(sent):
-                self._fence(kill=True)
+            for step in r.fence_steps(now, self.policy.stop_at(sent), self.policy.kill_at(sent), self.fenced):
+                if step == "stop":
+                    log.error("no lease renewal for %.1f s: fencing exclusive units", now - sent)
+                self._fence(kill=step == "kill")
             await asyncio.sleep(0.05)
 
     def _fence(self, kill: bool) -> None:
         self.fenced = True
         for name, unit in self.units.items():
-            if not unit.exclusive:
-                continue
-            if not kill and unit.launched_hash is None:
-                continue  # nothing of ours to stop gracefully; the kill pass still checks it
-            if kill:
-                if self.runtime.status(name).active in RUNNING:
-                    self.runtime.kill(name)
-            else:
-                self.runtime.stop(name)
-            unit.fenced = True
+            running = kill and unit.exclusive and self.runtime.status(name).active in r.RUNNING
+            for task in r.fence_unit(unit, kill, running):
+                match task:
+                    case r.Kill():
+                        self.runtime.kill(name)
+                    case r.Stop():
+                        self.runtime.stop(name)
+                    case r.MarkFenced():
+                        unit.fenced = True
 
     # -- schedule -------------------------------------------------------------
     async def _watch_schedule(self) -> None:
-        base = self.registry.keys.schedule_of(self.machine_id)
-        async for update in self.registry.watch(base):
-            if update.reset:
-                self.schedule = {}
-                changes: list[tuple[bytes, bytes | None]] = list(update.items.items())
-            else:
-                changes = update.changes
-            for key, raw in changes:
-                name = self.registry.parse_schedule_key(key, self.machine_id)
-                if raw is None:
-                    self.schedule.pop(name, None)
-                else:
-                    self.schedule[name] = ScheduleEntry.decode(raw)
+        async for changes in self.registry.watch_schedule_of(self.machine_id):
+            changes.merge_into(self.schedule)
             self._schedule_known.set()
             self._wake.set()
 
@@ -196,61 +177,55 @@ class Agent:
         self.runtime.reap()
         present = set(self.runtime.units())
         for name in sorted(set(self.schedule) | set(self.units) | present):
-            unit = self.units.setdefault(name, _Unit())
-            await self._reconcile_unit(name, self.schedule.get(name), unit, known=name in present)
+            unit = self.units.setdefault(name, r.UnitMemory())
+            status = self.runtime.status(name) if name in present else None
+            for task in r.reconcile_unit(self.schedule.get(name), status, unit, self.fenced):
+                await self._run(name, unit, task)
 
-    async def _reconcile_unit(self, name: str, entry: ScheduleEntry | None, unit: _Unit, known: bool) -> None:
-        status = self.runtime.status(name) if known else None
-        if status is not None and status.orphaned:
-            self.runtime.kill(name)  # processes outlived their shim: nothing may start beside them
-            return
-        running = status is not None and status.active in RUNNING
-        if entry is not None:
-            unit.exclusive = entry.exclusive
-        if unit.fenced and not self.fenced and not running:
-            unit.fenced = False
-            unit.launched_hash = None  # fenced, not stopped on purpose: start it again
-        if entry is None or entry.desired != "launched":
-            if running:
-                if status.active != "deactivating":
-                    self.runtime.stop(name)
-            else:
+    async def _run(self, name: str, unit: r.UnitMemory, task: r.Task) -> None:
+        """Carry out one task of the reconciler."""
+        match task:
+            case r.Kill():
+                self.runtime.kill(name)
+            case r.Stop():
+                self.runtime.stop(name)
+            case r.NoteExclusive(exclusive):
+                unit.exclusive = exclusive
+            case r.Unfence():
+                unit.fenced = False
+                unit.launched_hash = None
+            case r.ForgetLaunch():
                 self._forget_launch(name, unit)
-                if unit.holds_lock:
-                    await self.registry.release_lock(name, self.machine_id)
-                    unit.holds_lock = False
-                if entry is None:
-                    if known:
-                        self.runtime.remove(name)
-                    if unit.reported is not None:
-                        await self.registry.clear_state(self.machine_id, name)
-                    self.units.pop(name, None)
-                    return
-        elif unit.launched_hash != entry.hash and not self.fenced:
-            if running:
-                if status.active != "deactivating":
-                    self.runtime.stop(name)  # an old body: restart with the new one once stopped
-            else:
+            case r.ReleaseLock():
+                await self.registry.release_lock(name, self.machine_id)
+                unit.holds_lock = False
+            case r.Remove():
+                self.runtime.remove(name)
+            case r.ClearState():
+                await self.registry.clear_state(self.machine_id, name)
+            case r.Forget():
+                self.units.pop(name, None)
+            case r.Launch(entry):
                 await self._launch(name, entry, unit)
-        await self._report(name, entry, unit)
+            case r.Report(entry):
+                await self._report(name, entry, unit)
+            case r.MarkFenced():
+                unit.fenced = True
 
-    async def _launch(self, name: str, entry: ScheduleEntry, unit: _Unit) -> None:
+    async def _launch(self, name: str, entry: ScheduleEntry, unit: r.UnitMemory) -> None:
         spec = await self._spec(name, entry.hash)
         if spec is None:
             return
         if entry.exclusive:
             unit.holds_lock = await self.registry.acquire_lock(name, self.machine_id, self.keeper.lease_id)
-            if not unit.holds_lock:
-                return  # the previous holder's lease has not expired yet; retried next pass
-        # The lock may have been won just as renewals began failing: never start past the deadline.
-        if entry.exclusive and time.monotonic() >= self.policy.stop_at(self.keeper.last_renewal_sent):
-            return
+        if not r.may_start(entry, unit.holds_lock, time.monotonic(), self.policy.stop_at(self.keeper.last_renewal_sent)):
+            return  # retried next pass, unless fenced by then
         self.runtime.start(spec, self.config.fence_file if entry.exclusive else None)
         unit.launched_hash = entry.hash
         (self.config.hashes_dir / name).write_text(f"{entry.hash} {'exclusive' if entry.exclusive else 'global'}")
         await self.registry.log_event("started", name, self.machine_id, f"started on {self.config.machine.name}")
 
-    def _forget_launch(self, name: str, unit: _Unit) -> None:
+    def _forget_launch(self, name: str, unit: r.UnitMemory) -> None:
         unit.launched_hash = None
         (self.config.hashes_dir / name).unlink(missing_ok=True)
 
@@ -276,7 +251,7 @@ class Agent:
         return {
             "PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "STACKFLEET_ENDPOINTS": ",".join(self.config.endpoints),
-            "STACKFLEET_PREFIX": self.registry.keys.prefix,
+            "STACKFLEET_PREFIX": self.registry.prefix,
             "STACKFLEET_MACHINE_ID": m.id,
             "STACKFLEET_MACHINE_NAME": m.name,
             "STACKFLEET_PUBLIC_IP": m.public_ip,
@@ -285,18 +260,9 @@ class Agent:
             "STACKFLEET_UNIT": name,
         }
 
-    async def _report(self, name: str, entry: ScheduleEntry | None, unit: _Unit) -> None:
-        status = self.runtime.status(name)  # inactive/dead for a unit the runtime does not know
-        state = UnitState(
-            name=name,
-            machine=self.machine_id,
-            hash=entry.hash if entry else "",
-            load="loaded",
-            active=status.active,
-            sub=status.sub,
-            since=status.since or "",
-            main_pid=status.main_pid or 0,
-        )
+    async def _report(self, name: str, entry: ScheduleEntry | None, unit: r.UnitMemory) -> None:
+        # Read again: the tasks before may have changed it. An unknown unit is inactive/dead.
+        state = r.state_to_report(self.machine_id, name, entry, self.runtime.status(name))
         if state != unit.reported:
             await self.registry.report_state(state, self.keeper.lease_id)
             unit.reported = state

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from ..registry.records import JobRecord, MachineRecord, ScheduleEntry, UnitState
+from ..registry.records import JobRecord, MachineRecord, ScheduleEntry, UnitState, machine_label
 from ..registry.store import Registry
 
 
@@ -24,10 +24,7 @@ class ClusterView:
         return cls(machines, jobs, schedule, states, reasons)
 
     def label(self, machine_id: str, full: bool = False) -> str:
-        """fleetctl's MACHINE column: a short id and the machine's address."""
-        m = self.machines.get(machine_id)
-        ident = machine_id if full else f"{machine_id[:8]}..."
-        return f"{ident}/{m.public_ip}" if m else ident
+        return machine_label(machine_id, self.machines.get(machine_id), full)
 
     def states_of(self, unit: str) -> list[UnitState]:
         return sorted((s for s in self.states if s.name == unit), key=lambda s: s.machine)

@@ -6,7 +6,8 @@ name). Each exclusive unit keeps its machine while that machine still satisfies 
 and is otherwise placed on the least-loaded machine that does. A later unit in a round can change
 what an earlier one saw (a conflicting unit moves away, a replacing unit lands), so rounds repeat
 until one changes nothing. The actions are the difference between the snapshot and that fixed
-point, which is what makes planning again on the applied result a no-op.
+point, which is what makes planning again on the applied result a no-op. Every entry of the fixed
+point carries its job's body hash, so a replaced body reaches the machines already running it.
 
 Speed: machines are grouped by the MachineMetadata they satisfy (one group per distinct
 constraint), and each group keeps lazy min-heaps of (load, machine id). A unit without
@@ -528,6 +529,12 @@ class _Planner:
         for unit in recorded.keys() | self.reason.keys():
             if recorded.get(unit) != self.reason.get(unit):
                 self.touched.add(unit)
+        # A replaced unit body must reach the machines that already have the unit scheduled.
+        hashes = self.snapshot.hashes
+        for unit, entries in self.placed.items():
+            body, had = self.active[unit].hash, hashes.get(unit, {})
+            if any(had.get(m, "") != body for m in entries):
+                self.touched.add(unit)
         # Removals come first so that an applier working in several steps frees machines (and
         # the exclusive locks there) before it fills them; then units in planning order.
         units = sorted(u for u in self.touched if u not in self.active)
@@ -538,9 +545,13 @@ class _Planner:
         reasons: list[Action] = []
         for unit in units:
             old = before.get(unit, {})
+            old_hashes = hashes.get(unit, {})
             new = self.placed.get(unit, {})
             removals.extend(Unschedule(unit, m, self.why[unit, m]) for m in sorted(old) if m not in new)
-            placements.extend(Schedule(unit, m, d) for m, d in sorted(new.items()) if old.get(m) != d)
+            if new:
+                body = self.active[unit].hash
+                placements.extend(Schedule(unit, m, d, body) for m, d in sorted(new.items())
+                                  if old.get(m) != d or old_hashes.get(m, "") != body)
             reason = self.reason.get(unit)
             if reason != recorded.get(unit):
                 reasons.append(ClearReason(unit) if reason is None else RecordReason(unit, reason))

@@ -6,20 +6,30 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Callable, TypeVar
+from typing import AsyncIterator, Callable, Iterable, TypeVar
 
+from ..registry.changes import Changes
 from ..registry.connection import EtcdUnavailable
-from ..registry.lease import LeaseExpired, LeaseKeeper
-from ..registry.records import EventRecord, JobRecord, MachineRecord, ScheduleEntry
-from ..registry.store import Registry
-from ..registry.watch import WatchUpdate
+from ..registry.interface import Op, RegistryAPI
+from ..registry.lease import LeaseExpired
+from ..registry.records import EventRecord, JobRecord, MachineRecord, ScheduleEntry, machine_label
 from ..unit.model import Constraints
-from .model import Job, Machine, RecordReason, ClearReason, Schedule, Snapshot, Unschedule
+from .model import (
+    Action,
+    ClearReason,
+    DesiredState,
+    Job,
+    Machine,
+    RecordReason,
+    Schedule,
+    Snapshot,
+    Unschedule,
+    apply_in_place,
+)
 from .planner import plan
 
 log = logging.getLogger(__name__)
-V = TypeVar("V")
+C = TypeVar("C")
 
 # Changes that arrive within this window are planned together: one plan, few transactions.
 DEBOUNCE = 0.02
@@ -29,11 +39,12 @@ RETRY_PAUSE = 0.5
 
 @dataclass
 class ClusterModel:
-    """The engine's view, fed by watches; plain dicts keyed like etcd."""
+    """The engine's view, fed by watches; the schedule is kept in the planner's form."""
 
     machines: dict[str, MachineRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
-    schedule: dict[str, dict[str, ScheduleEntry]] = field(default_factory=dict)
+    schedule: dict[str, dict[str, DesiredState]] = field(default_factory=dict)
+    hashes: dict[str, dict[str, str]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     # Each record's parsed form, reused while the record object is unchanged: a plan runs on
     # every batch of changes, and re-parsing 10,000 constraints each time dominated it.
@@ -42,27 +53,41 @@ class ClusterModel:
     def job(self, record: JobRecord) -> Job:
         cached = self._parsed.get(record.name)
         if cached is None or cached[0] is not record:
-            cached = (record, Job(record.name, record.desired, Constraints.from_json(record.constraints)))
-            self._parsed[record.name] = cached
+            job = Job(record.name, record.desired, Constraints.from_json(record.constraints), record.hash)
+            cached = self._parsed[record.name] = (record, job)
         return cached[1]
 
     def snapshot(self) -> Snapshot:
+        """The planner's input. It shares the model's dicts: plan() reads them and returns
+        before any watch or write can change them."""
         for gone in self._parsed.keys() - self.jobs.keys():
             del self._parsed[gone]
         return Snapshot(
             machines={m.id: Machine(m.id, dict(m.metadata)) for m in self.machines.values()},
             jobs={name: self.job(record) for name, record in self.jobs.items()},
-            schedule={u: {m: e.desired for m, e in entries.items()} for u, entries in self.schedule.items()},
-            reasons=dict(self.reasons),
+            schedule=self.schedule,
+            reasons=self.reasons,
+            hashes=self.hashes,
         )
+
+    def apply(self, actions: Iterable[Action]) -> None:
+        apply_in_place(self.schedule, self.hashes, self.reasons, actions)
+
+    def merge_schedule(self, changes: Changes[tuple[str, str], ScheduleEntry]) -> None:
+        """The schedule watch's report, as the actions that would have written it."""
+        if changes.reset:
+            self.schedule.clear()
+            self.hashes.clear()
+        self.apply(Unschedule(unit, machine, "gone from the registry") if entry is None
+                   else Schedule(unit, machine, entry.desired, entry.hash)
+                   for (unit, machine), entry in changes.changes)
 
 
 class Engine:
-    def __init__(self, registry: Registry, name: str, ttl: int) -> None:
+    def __init__(self, registry: RegistryAPI, name: str, ttl: int) -> None:
         self.registry = registry
-        self.keys = registry.keys
         self.name = name
-        self.keeper = LeaseKeeper(registry.conn, ttl)
+        self.keeper = registry.lease_keeper(ttl)
         self.model = ClusterModel()
         self._dirty = asyncio.Event()
         self.plans = 0
@@ -97,52 +122,28 @@ class Engine:
 
     async def _wait_for_vacancy(self, keeper: asyncio.Task[None]) -> None:
         async def vacant() -> None:
-            async for update in self.registry.watch(self.keys.leader()):
-                present = update.items if update.reset else {}
-                if update.reset and not present:
-                    return
-                if any(value is None for _, value in update.changes):
+            leader: dict[str, str] = {}
+            async for changes in self.registry.watch_leader():
+                changes.merge_into(leader)
+                if not leader:
                     return
 
         await _first(vacant(), keeper)
 
     async def _lead(self, revision: int, keeper: asyncio.Task[None]) -> None:
-        self.model = ClusterModel()
+        self.model = model = ClusterModel()
         feeds = [
-            self._feed(self.keys.machines(), self._on_machines),
-            self._feed(self.keys.jobs(), self._on_jobs),
-            self._feed(self.keys.schedules(), self._on_schedule),
-            self._feed(self.keys.reasons(), self._on_reasons),
+            self._feed(self.registry.watch_machines(), lambda c: c.merge_into(model.machines)),
+            self._feed(self.registry.watch_jobs(), lambda c: c.merge_into(model.jobs)),
+            self._feed(self.registry.watch_schedule(), model.merge_schedule),
+            self._feed(self.registry.watch_reasons(), lambda c: c.merge_into(model.reasons)),
         ]
         await _first(self._plan_loop(revision), keeper, *feeds)
 
-    async def _feed(self, prefix: bytes, apply: Callable[[WatchUpdate], None]) -> None:
-        async for update in self.registry.watch(prefix):
-            apply(update)
+    async def _feed(self, watch: AsyncIterator[C], merge: Callable[[C], None]) -> None:
+        async for changes in watch:
+            merge(changes)
             self._dirty.set()
-
-    def _on_machines(self, u: WatchUpdate) -> None:
-        _merge(self.model.machines, u, self.keys.machines(), lambda parts, raw: (parts[0], MachineRecord.decode(raw)))
-
-    def _on_jobs(self, u: WatchUpdate) -> None:
-        _merge(self.model.jobs, u, self.keys.jobs(), lambda parts, raw: (parts[0], JobRecord.decode(raw)))
-
-    def _on_reasons(self, u: WatchUpdate) -> None:
-        _merge(self.model.reasons, u, self.keys.reasons(), lambda parts, raw: (parts[0], raw.decode()))
-
-    def _on_schedule(self, u: WatchUpdate) -> None:
-        base = self.keys.schedules()
-        if u.reset:
-            self.model.schedule.clear()
-            changes: list[tuple[bytes, bytes | None]] = list(u.items.items())
-        else:
-            changes = u.changes
-        for key, raw in changes:
-            machine, unit = self.keys.split(key, base)
-            if raw is None:
-                _drop_entry(self.model.schedule, unit, machine)
-            else:
-                self.model.schedule.setdefault(unit, {})[machine] = ScheduleEntry.decode(raw)
 
     async def _plan_loop(self, revision: int) -> None:
         last_trim = time.monotonic()
@@ -150,89 +151,49 @@ class Engine:
             await self._dirty.wait()
             await asyncio.sleep(DEBOUNCE)
             self._dirty.clear()
-            ops, writes = self._plan_ops()
+            ops, actions = self._plan_ops()
             if ops and not await self.registry.commit_as_leader(ops, revision):
                 return
             # Our own writes come back through the watches later; until then a plan on the
             # old model would place the same unit twice.
-            for write in writes:
-                write()
+            self.model.apply(actions)
             if time.monotonic() - last_trim > EVENT_TRIM_EVERY:
                 last_trim = time.monotonic()
                 await self.registry.trim_events()
 
-    def _plan_ops(self) -> tuple[list[object], list[Callable[[], None]]]:
-        """Plan on the current model; return the etcd operations and their effect on the model."""
+    def _plan_ops(self) -> tuple[list[Op], list[Action]]:
+        """Plan on the current model; return the registry operations and the actions they write."""
         self.plans += 1
-        model = self.model
-        actions = plan(model.snapshot())
-        ops: list[object] = []
-        writes: list[Callable[[], None]] = []
-        now = time.time()
+        snapshot = self.model.snapshot()
+        actions = plan(snapshot)
+        return self._ops(snapshot, actions), actions
 
-        def put_entry(unit: str, machine: str, entry: ScheduleEntry) -> None:
-            ops.append(self.registry.schedule_op(unit, machine, entry))
-            writes.append(lambda: model.schedule.setdefault(unit, {}).__setitem__(machine, entry))
+    def _ops(self, snapshot: Snapshot, actions: list[Action]) -> list[Op]:
+        registry, now = self.registry, time.time()
+        ops: list[Op] = []
 
         def event(kind: str, unit: str, machine: str, text: str) -> None:
-            ops.append(self.registry.event_op(EventRecord(now, kind, unit, machine, text)))
+            ops.append(registry.event_op(EventRecord(now, kind, unit, machine, text)))
 
         for action in actions:
-            if isinstance(action, Schedule):
-                job = model.jobs[action.unit]
-                entry = ScheduleEntry(action.desired, job.hash, model.job(job).constraints.exclusive)
-                put_entry(action.unit, action.machine, entry)
-                previous = model.schedule.get(action.unit, {}).get(action.machine)
-                if previous is None:
-                    event("scheduled", action.unit, action.machine, f"scheduled to {self._machine_label(action.machine)}")
-            elif isinstance(action, Unschedule):
-                ops.append(self.registry.unschedule_op(action.unit, action.machine))
-                writes.append(partial(_drop_entry, model.schedule, action.unit, action.machine))
-                event("unscheduled", action.unit, action.machine, f"unscheduled from {self._machine_label(action.machine)}: {action.why}")
-            elif isinstance(action, RecordReason):
-                ops.append(self.registry.reason_op(action.unit, action.reason))
-                writes.append(partial(model.reasons.__setitem__, action.unit, action.reason))
-                event("unschedulable", action.unit, "", action.reason)
-            elif isinstance(action, ClearReason):
-                ops.append(self.registry.clear_reason_op(action.unit))
-                writes.append(partial(model.reasons.pop, action.unit, None))
-        # A replaced unit body (--replace) must reach the machines that already run it.
-        touched = {a.unit for a in actions if isinstance(a, (Schedule, Unschedule))}
-        for unit, entries in list(model.schedule.items()):
-            job = model.jobs.get(unit)
-            if job is None or unit in touched:
-                continue
-            for machine, entry in list(entries.items()):
-                if entry.hash != job.hash:
-                    put_entry(unit, machine, ScheduleEntry(entry.desired, job.hash, entry.exclusive))
-        return ops, writes
+            match action:
+                case Schedule(unit, machine, desired, unit_hash):
+                    exclusive = snapshot.jobs[unit].constraints.exclusive
+                    ops.append(registry.schedule_op(unit, machine, ScheduleEntry(desired, unit_hash, exclusive)))
+                    if machine not in snapshot.schedule.get(unit, {}):
+                        event("scheduled", unit, machine, f"scheduled to {self._machine_label(machine)}")
+                case Unschedule(unit, machine, why):
+                    ops.append(registry.unschedule_op(unit, machine))
+                    event("unscheduled", unit, machine, f"unscheduled from {self._machine_label(machine)}: {why}")
+                case RecordReason(unit, reason):
+                    ops.append(registry.reason_op(unit, reason))
+                    event("unschedulable", unit, "", reason)
+                case ClearReason(unit):
+                    ops.append(registry.clear_reason_op(unit))
+        return ops
 
     def _machine_label(self, machine_id: str) -> str:
-        m = self.model.machines.get(machine_id)
-        return f"{machine_id[:8]}.../{m.public_ip}" if m else f"{machine_id[:8]}..."
-
-
-def _drop_entry(schedule: dict[str, dict[str, ScheduleEntry]], unit: str, machine: str) -> None:
-    entries = schedule.get(unit, {})
-    entries.pop(machine, None)
-    if not entries:
-        schedule.pop(unit, None)
-
-
-def _merge(target: dict[str, V], update: WatchUpdate, base: bytes,
-           decode: Callable[[list[str], bytes], tuple[str, V]]) -> None:
-    if update.reset:
-        target.clear()
-        changes: list[tuple[bytes, bytes | None]] = list(update.items.items())
-    else:
-        changes = update.changes
-    for key, raw in changes:
-        parts = key[len(base):].decode().split("/")
-        if raw is None:
-            target.pop(parts[0], None)
-        else:
-            k, v = decode(parts, raw)
-            target[k] = v
+        return machine_label(machine_id, self.model.machines.get(machine_id))
 
 
 async def _first(*aws: object) -> None:

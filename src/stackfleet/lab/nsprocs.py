@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from stackfleet.lab.state import NETNS_DIR
-from stackfleet.runtime.procfs import send
+from stackfleet.runtime.procfs import read_stat, send
 
 PROC = Path("/proc")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -27,18 +27,14 @@ def netns_id(name: str) -> NsId | None:
 
 def proc_state(pid: int) -> str | None:
     """The one-letter state from /proc/PID/stat ('Z' for a zombie), None when the PID is gone."""
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name may contain spaces and parentheses: the state follows the last ')'.
-    return stat.rsplit(")", 1)[1].split()[0]
+    stat = read_stat(pid)
+    return None if stat is None else stat.state
 
 
 def is_alive(pid: int) -> bool:
     """True while the PID runs; a zombie is dead (PID 1 here reaps orphans late)."""
-    state = proc_state(pid)
-    return state is not None and state not in ("Z", "X")
+    stat = read_stat(pid)
+    return stat is not None and stat.alive
 
 
 def all_pids() -> list[int]:

@@ -8,6 +8,8 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stackfleet.runtime.files import write_json_atomic
+
 DEFAULT_ROOT = Path("/var/lib/stackfleet-lab")
 ROOT_ENV = "STACKFLEET_LAB_ROOT"
 LAB_FILE = "lab.json"
@@ -76,10 +78,7 @@ def machine_id_for(state_dir: Path) -> str:
 
 
 def save_lab(lab: LabInfo) -> None:
-    path = lab_file(Path(lab.root))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(lab), indent=2) + "\n")
-    os.replace(tmp, path)  # readers never see half a file
+    write_json_atomic(lab_file(Path(lab.root)), asdict(lab))  # readers never see half a file
 
 
 def read_lab(root: Path | None = None) -> LabInfo | None:

@@ -15,8 +15,8 @@ from typing import AsyncIterator, Mapping
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from ..registry.interface import RegistryAPI
 from ..registry.lease import LeaseKeeper
-from ..registry.store import Registry
 from .settings import PASSWORD_KEYS
 
 CONTROLLER = "controller"
@@ -65,7 +65,7 @@ class SecretBox:
 
 
 class EtcdClusterLink:
-    def __init__(self, registry: Registry, key_file: Path, ttl: int = 5) -> None:
+    def __init__(self, registry: RegistryAPI, key_file: Path, ttl: int = 5) -> None:
         self.registry = registry
         self.box = SecretBox(key_file)
         self.ttl = ttl
@@ -85,7 +85,7 @@ class EtcdClusterLink:
 
     async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
         if self._keeper is None:
-            self._keeper = LeaseKeeper(self.registry.conn, self.ttl)
+            self._keeper = self.registry.lease_keeper(self.ttl)
             await self._keeper.grant()
             self._keeping = asyncio.create_task(self._keeper.run())
         record = json.dumps({"address": address, "ready": dict(ready)}, sort_keys=True)
@@ -97,9 +97,8 @@ class EtcdClusterLink:
 
     async def controller_address_changes(self) -> AsyncIterator[str]:
         last = None
-        async for update in self.registry.watch_published(CONTROLLER):
-            values = list(update.items.values()) if update.reset else [v for _, v in update.changes]
-            for raw in values:
+        async for changes in self.registry.watch_published(CONTROLLER):
+            for _, raw in changes.changes:
                 address = json.loads(raw).get("address") if raw else None
                 if address and address != last:
                     last = address

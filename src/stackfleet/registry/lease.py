@@ -5,7 +5,7 @@ lease from the moment it receives that renewal, which is later, so
 `last_renewal_sent + ttl` is a safe lower bound of the expiry at etcd. The agent's
 fencing deadline is derived from it.
 
-Renewals go over one long-lived LeaseKeepAlive stream per keeper. aetcd's
+On etcd, renewals go over one long-lived LeaseKeepAlive stream per keeper. aetcd's
 `refresh_lease` opens a new gRPC stream for every renewal, which cost each etcd member
 several stream set-ups a second in an idle lab.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import grpc
 from aetcd import rpc
@@ -34,24 +34,89 @@ class LeaseExpired(Exception):
     pass
 
 
+class Leases(Protocol):
+    """Where leases live: etcd, or the fake registry's memory."""
+
+    async def grant(self, ttl: int) -> int:
+        """A new lease's id."""
+
+    async def refresh(self, lease_id: int, timeout: float) -> int:
+        """Renew the lease; its remaining TTL, or 0 when it has expired."""
+
+    async def granted_ttl(self, lease_id: int) -> int:
+        """The TTL the lease was granted with, or 0 when it has expired."""
+
+    async def revoke(self, lease_id: int) -> None: ...
+
+
 class _StreamBroken(Exception):
     """The keep-alive stream ended or failed; a new one is opened on the next renewal."""
+
+
+class EtcdLeases:
+    def __init__(self, conn: EtcdConnection) -> None:
+        self.conn = conn
+        self._stream: Any = None  # the LeaseKeepAlive call, bound to one client generation
+        self._stream_generation = -1
+
+    async def grant(self, ttl: int) -> int:
+        lease = await self.conn.call(lambda c: c.lease(ttl))
+        return int(lease.id)
+
+    async def granted_ttl(self, lease_id: int) -> int:
+        info = await self.conn.call(lambda c: c.get_lease_info(lease_id, keys=False))
+        return 0 if info is None or info.TTL <= 0 else int(info.grantedTTL)
+
+    async def refresh(self, lease_id: int, timeout: float) -> int:
+        last: BaseException | None = None
+        for _ in range(len(self.conn.endpoints)):
+            generation = self.conn.generation
+            try:
+                return max(0, await asyncio.wait_for(self._exchange(lease_id), timeout))
+            except (_StreamBroken, *RETRYABLE) as err:
+                last = err
+                self._drop_stream()
+                await self.conn.failover(generation)
+        raise EtcdUnavailable(self.conn.endpoints, last)
+
+    async def _exchange(self, lease_id: int) -> int:
+        client = await self.conn.client()
+        if self._stream is None or self._stream_generation != self.conn.generation:
+            self._drop_stream()
+            self._stream = client.leasestub.LeaseKeepAlive(metadata=client.metadata)
+            self._stream_generation = self.conn.generation
+        self.conn.requests += 1
+        try:
+            await self._stream.write(rpc.LeaseKeepAliveRequest(ID=lease_id))
+            reply = await self._stream.read()
+        except (grpc.RpcError, asyncio.InvalidStateError) as err:
+            raise _StreamBroken(repr(err)) from None
+        if reply is grpc.aio.EOF:
+            raise _StreamBroken("the keep-alive stream was closed")
+        return int(reply.TTL)
+
+    def _drop_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+
+    async def revoke(self, lease_id: int) -> None:
+        self._drop_stream()
+        await self.conn.call(lambda c: c.revoke_lease(lease_id))
 
 
 class LeaseKeeper:
     def __init__(
         self,
-        conn: EtcdConnection,
+        leases: Leases,
         ttl: int,
         on_renewed: Callable[[float], None] | None = None,
     ) -> None:
-        self.conn = conn
-        self.ttl = ttl  # what etcd granted, once granted or adopted
+        self.leases = leases
+        self.ttl = ttl  # what the lease was granted with, once granted or adopted
         self.lease_id = 0
         self.last_renewal_sent = 0.0  # time.monotonic() of the last renewal that etcd accepted
         self._on_renewed = on_renewed
-        self._stream: Any = None  # the LeaseKeepAlive call, bound to one client generation
-        self._stream_generation = -1
 
     @property
     def interval(self) -> float:
@@ -63,76 +128,32 @@ class LeaseKeeper:
 
     async def grant(self) -> int:
         sent = time.monotonic()
-        lease = await self.conn.call(lambda c: c.lease(self.ttl))
-        self.lease_id = lease.id
-        self.ttl = int(lease.ttl)
+        self.lease_id = await self.leases.grant(self.ttl)
         self._renewed(sent)
         return self.lease_id
 
     async def adopt(self, lease_id: int) -> bool:
         """Take over a lease granted by an earlier process of ours, if it is still alive.
 
-        The lease keeps the TTL it was granted with, which may differ from ours: the fence must
-        be computed from that one.
+        The lease keeps the TTL it was granted with, which may differ from ours: the fence
+        must be computed from that one.
         """
-        sent = time.monotonic()
-        info = await self.conn.call(lambda c: c.get_lease_info(lease_id, keys=False))
-        if info is None or info.TTL <= 0:
+        granted = await self.leases.granted_ttl(lease_id)
+        if granted <= 0:
             return False
-        self.lease_id = lease_id
-        self.ttl = int(info.grantedTTL)
+        self.lease_id, self.ttl = lease_id, granted
         try:
             await self.renew()
         except LeaseExpired:
             self.lease_id = 0
             return False
-        # The lookup proved the lease alive when it was sent; the renewal proves more.
-        self.last_renewal_sent = max(self.last_renewal_sent, sent)
         return True
 
     async def renew(self) -> None:
-        """One renewal; raises LeaseExpired, or EtcdUnavailable when no member answered."""
-        last: BaseException | None = None
-        for _ in range(len(self.conn.endpoints)):
-            generation = self.conn.generation
-            sent = time.monotonic()
-            try:
-                ttl = await asyncio.wait_for(self._exchange(), self.interval)
-            except (_StreamBroken, *RETRYABLE) as err:
-                last = err
-                self._drop_stream()
-                await self.conn.failover(generation)
-                continue
-            if ttl <= 0:
-                raise LeaseExpired(f"lease {self.lease_id:x} expired at etcd")
-            self._renewed(sent)
-            return
-        raise EtcdUnavailable(self.conn.endpoints, last)
-
-    async def _exchange(self) -> int:
-        stream = await self._open_stream()
-        self.conn.requests += 1
-        try:
-            await stream.write(rpc.LeaseKeepAliveRequest(ID=self.lease_id))
-            reply = await stream.read()
-        except (grpc.RpcError, asyncio.InvalidStateError) as err:
-            raise _StreamBroken(repr(err)) from None
-        if reply is grpc.aio.EOF:
-            raise _StreamBroken("the keep-alive stream was closed")
-        return int(reply.TTL)
-
-    async def _open_stream(self) -> Any:
-        client = await self.conn.client()
-        if self._stream is None or self._stream_generation != self.conn.generation:
-            self._drop_stream()
-            self._stream = client.leasestub.LeaseKeepAlive(metadata=client.metadata)
-            self._stream_generation = self.conn.generation
-        return self._stream
-
-    def _drop_stream(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
+        sent = time.monotonic()
+        if await self.leases.refresh(self.lease_id, timeout=self.interval) <= 0:
+            raise LeaseExpired(f"lease {self.lease_id:x} expired at etcd")
+        self._renewed(sent)
 
     def _renewed(self, sent: float) -> None:
         self.last_renewal_sent = sent
@@ -141,18 +162,14 @@ class LeaseKeeper:
 
     async def run(self) -> None:
         """Renew until the lease is found expired (raises LeaseExpired); etcd outages are ridden out."""
-        try:
-            while True:
-                try:
-                    await self.renew()
-                except EtcdUnavailable as err:
-                    log.warning("lease %x: renewal failed: %s", self.lease_id, err)
-                await asyncio.sleep(self.interval)
-        finally:
-            self._drop_stream()
+        while True:
+            try:
+                await self.renew()
+            except EtcdUnavailable as err:
+                log.warning("lease %x: renewal failed: %s", self.lease_id, err)
+            await asyncio.sleep(self.interval)
 
     async def revoke(self) -> None:
-        self._drop_stream()
         if self.lease_id:
-            await self.conn.call(lambda c: c.revoke_lease(self.lease_id))
+            await self.leases.revoke(self.lease_id)
             self.lease_id = 0

@@ -31,6 +31,12 @@ class MachineRecord(Record):
     netns: str = ""
 
 
+def machine_label(machine_id: str, machine: MachineRecord | None, full: bool = False) -> str:
+    """fleetctl's MACHINE column: a short id and, for a known machine, its address."""
+    ident = machine_id if full else f"{machine_id[:8]}..."
+    return f"{ident}/{machine.public_ip}" if machine else ident
+
+
 @dataclass(frozen=True)
 class JobRecord(Record):
     name: str

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
 from aetcd import transactions as tx
 
+from .changes import Changes
 from .connection import EtcdConnection
 from .keys import DEFAULT_PREFIX, KeySchema
+from .lease import EtcdLeases, LeaseKeeper
 from .records import (
     DesiredState,
     EventRecord,
@@ -28,6 +30,8 @@ TXN_OPS = 128
 EVENTS_KEPT = 2000
 
 Op = Any  # an aetcd transaction operation
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Registry:
@@ -64,7 +68,45 @@ class Registry:
         return bool(ok)
 
     def watch(self, prefix: bytes) -> AsyncIterator[WatchUpdate]:
+        """The raw watch of a key prefix; the typed watches below are built on it."""
         return watch_prefix(self.conn, prefix)
+
+    async def _watch(self, prefix: bytes, key: Callable[[list[str]], K],
+                     value: Callable[[bytes], V]) -> AsyncIterator[Changes[K, V]]:
+        """Decode every update of a prefix: key path parts below it, and values, to records."""
+        async for update in self.watch(prefix):
+            pairs = update.items.items() if update.reset else update.changes
+            yield Changes(update.reset, [(key(self.keys.split(k, prefix)), None if raw is None else value(raw))
+                                         for k, raw in pairs])
+
+    def watch_machines(self) -> AsyncIterator[Changes[str, MachineRecord]]:
+        return self._watch(self.keys.machines(), _first_part, MachineRecord.decode)
+
+    def watch_jobs(self) -> AsyncIterator[Changes[str, JobRecord]]:
+        return self._watch(self.keys.jobs(), _first_part, JobRecord.decode)
+
+    def watch_reasons(self) -> AsyncIterator[Changes[str, str]]:
+        return self._watch(self.keys.reasons(), _first_part, bytes.decode)
+
+    def watch_schedule(self) -> AsyncIterator[Changes[tuple[str, str], ScheduleEntry]]:
+        """The whole schedule, keyed by (unit, machine)."""
+        return self._watch(self.keys.schedules(), lambda parts: (parts[1], parts[0]), ScheduleEntry.decode)
+
+    def watch_schedule_of(self, machine_id: str) -> AsyncIterator[Changes[str, ScheduleEntry]]:
+        """One machine's schedule, keyed by unit."""
+        return self._watch(self.keys.schedule_of(machine_id), _first_part, ScheduleEntry.decode)
+
+    def watch_leader(self) -> AsyncIterator[Changes[str, str]]:
+        """The engine leader's name, under the key ''."""
+        return self._watch(self.keys.leader(), lambda parts: "", bytes.decode)
+
+    # -- leases ------------------------------------------------------------
+    @property
+    def prefix(self) -> str:
+        return self.keys.prefix
+
+    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None) -> LeaseKeeper:
+        return LeaseKeeper(EtcdLeases(self.conn), ttl, on_renewed=on_renewed)
 
     # -- machines ----------------------------------------------------------
     async def register_machine(self, machine: MachineRecord, lease: int) -> None:
@@ -136,9 +178,6 @@ class Registry:
             machine, unit = self.keys.split(key, base)
             result.setdefault(unit, {})[machine] = ScheduleEntry.decode(raw)
         return result
-
-    def parse_schedule_key(self, key: bytes, machine_id: str) -> str:
-        return self.keys.split(key, self.keys.schedule_of(machine_id))[0]
 
     # -- reported states -----------------------------------------------------
     async def report_state(self, state: UnitState, lease: int) -> None:
@@ -257,8 +296,9 @@ class Registry:
         raw = await self._get(self.keys.service(name))
         return None if raw is None else raw.decode()
 
-    def watch_published(self, name: str) -> AsyncIterator[WatchUpdate]:
-        return self.watch(self.keys.service(name))
+    def watch_published(self, name: str) -> AsyncIterator[Changes[str, str]]:
+        """A published service's value, under the key ''."""
+        return self._watch(self.keys.service(name), lambda parts: "", bytes.decode)
 
     async def put_many(self, ops: Iterable[Op], chunk: int = TXN_OPS) -> None:
         batch = list(ops)
@@ -267,3 +307,7 @@ class Registry:
 
     def state_op(self, state: UnitState, lease: int) -> Op:
         return tx.Put(self.keys.state(state.machine, state.name), state.encode(), lease=lease)
+
+
+def _first_part(parts: list[str]) -> str:
+    return parts[0]

@@ -108,5 +108,4 @@ def become_subreaper() -> None:
 def send(pids: Iterable[int], sig: int) -> None:
     """Signal each process; one that is already gone is not an error."""
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+        send_signal(pid, sig)

@@ -1,0 +1,190 @@
+"""The agent's decisions, as pure functions: no I/O, no asyncio, no clock of their own.
+
+From what the schedule says, what the runtime reports, what the agent remembers, the fence
+state and the time, they return the tasks the agent then carries out in order (agent.py). Each
+task is a small record; the agent's executor is the only code that touches the runtime, the
+registry or files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..registry.records import ScheduleEntry, UnitState
+from ..runtime.base import UnitStatus
+
+RUNNING = ("active", "activating", "deactivating", "reloading")
+
+
+@dataclass
+class UnitMemory:
+    """What the agent remembers about one unit between reconcile passes."""
+
+    launched_hash: str | None = None  # the body we started and have not been told to stop
+    reported: UnitState | None = None
+    exclusive: bool = False
+    holds_lock: bool = False  # we took its fencing lock and have not released it
+    fenced: bool = False
+
+
+# -- tasks ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Kill:
+    """SIGKILL every process of the unit, its shim included."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Begin a graceful stop."""
+
+
+@dataclass(frozen=True)
+class NoteExclusive:
+    exclusive: bool
+
+
+@dataclass(frozen=True)
+class Unfence:
+    """The unit was fenced, not stopped on purpose: forget its launch so that it starts again."""
+
+
+@dataclass(frozen=True)
+class ForgetLaunch:
+    """Forget the launched body, its marker file too."""
+
+
+@dataclass(frozen=True)
+class ReleaseLock:
+    pass
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Make the runtime forget the unit."""
+
+
+@dataclass(frozen=True)
+class ClearState:
+    """Delete the state we reported."""
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Drop the agent's memory of the unit."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Start the entry's body: fetch it, take the lock if exclusive, then ask may_start."""
+
+    entry: ScheduleEntry
+
+
+@dataclass(frozen=True)
+class Report:
+    entry: ScheduleEntry | None
+
+
+@dataclass(frozen=True)
+class MarkFenced:
+    pass
+
+
+Task = (Kill | Stop | NoteExclusive | Unfence | ForgetLaunch | ReleaseLock | Remove | ClearState
+        | Forget | Launch | Report | MarkFenced)
+
+
+# -- decisions ------------------------------------------------------------------------------
+def reconcile_unit(entry: ScheduleEntry | None, status: UnitStatus | None, memory: UnitMemory,
+                   fenced: bool) -> list[Task]:
+    """One unit's tasks for this pass.
+
+    `entry` is its schedule entry on this machine (None: not scheduled here), `status` what
+    the runtime reports (None: the runtime holds no state for it), `fenced` whether the agent
+    is fenced right now.
+    """
+    if status is not None and status.orphaned:
+        return [Kill()]  # processes outlived their shim: nothing may start beside them
+    running = status is not None and status.active in RUNNING
+    stopping = status is not None and status.active == "deactivating"
+    tasks: list[Task] = []
+    if entry is not None and entry.exclusive != memory.exclusive:
+        tasks.append(NoteExclusive(entry.exclusive))
+    launched = memory.launched_hash
+    if memory.fenced and not fenced and not running:
+        tasks.append(Unfence())
+        launched = None
+    if entry is None or entry.desired != "launched":
+        if running:
+            if not stopping:
+                tasks.append(Stop())
+        else:
+            tasks.append(ForgetLaunch())
+            if memory.holds_lock:
+                tasks.append(ReleaseLock())
+            if entry is None:
+                if status is not None:
+                    tasks.append(Remove())
+                if memory.reported is not None:
+                    tasks.append(ClearState())
+                return tasks + [Forget()]
+    elif launched != entry.hash and not fenced:
+        if running:
+            if not stopping:
+                tasks.append(Stop())  # an old body: restart with the new one once stopped
+        else:
+            tasks.append(Launch(entry))
+    return tasks + [Report(entry)]
+
+
+def may_start(entry: ScheduleEntry, holds_lock: bool, now: float, stop_at: float) -> bool:
+    """Whether a launch may go ahead, once the lock of an exclusive unit was asked for.
+
+    An exclusive unit starts only under its lock (the previous holder's lease may not have
+    expired yet), and never past the fencing deadline: the lock may have been won just as
+    renewals began failing.
+    """
+    return not entry.exclusive or (holds_lock and now < stop_at)
+
+
+def fence_unit(memory: UnitMemory, kill: bool, running: bool) -> list[Task]:
+    """The tasks that fence one unit. A graceful pass stops what we launched; the kill pass
+    SIGKILLs whatever of an exclusive unit still runs, launched by us or not."""
+    if not memory.exclusive:
+        return []
+    if kill:
+        return ([Kill()] if running else []) + [MarkFenced()]
+    if memory.launched_hash is None:
+        return []  # nothing of ours to stop gracefully; the kill pass still checks it
+    return [Stop(), MarkFenced()]
+
+
+FenceStep = Literal["stop", "kill"]
+
+
+def fence_steps(now: float, stop_at: float, kill_at: float, fenced: bool) -> list[FenceStep]:
+    """What the watchdog does now: begin the graceful stop once, then kill from kill_at on."""
+    steps: list[FenceStep] = []
+    if now >= stop_at and not fenced:
+        steps.append("stop")
+    if now >= kill_at:
+        steps.append("kill")
+    return steps
+
+
+def lifts_fence(fenced: bool, now: float, stop_at: float) -> bool:
+    """A renewal lifts the fence only if it came back before its own deadline."""
+    return fenced and now < stop_at
+
+
+def state_to_report(machine_id: str, name: str, entry: ScheduleEntry | None, status: UnitStatus) -> UnitState:
+    return UnitState(
+        name=name,
+        machine=machine_id,
+        hash=entry.hash if entry else "",
+        load="loaded",
+        active=status.active,
+        sub=status.sub,
+        since=status.since or "",
+        main_pid=status.main_pid or 0,
+    )
