@@ -17,6 +17,7 @@ from pathlib import Path
 NETNS = "sfprobe-guest"
 TAP = "sfptap0"
 GATEWAY = "10.99.0.1"
+DHCP_PORT_IP = "10.99.0.2"  # Neutron's DHCP port: option 121 routes the metadata service through it
 GUEST_IP = "10.99.0.10"
 GUEST_MAC = "52:54:00:99:00:10"
 METADATA_IP = "169.254.169.254"
@@ -62,6 +63,7 @@ class ProbeNet:
         run(*in_netns("ip", "tuntap", "add", "dev", TAP, "mode", "tap"))
         run(*in_netns("ip", "link", "set", TAP, "mtu", str(MTU), "up"))
         run(*in_netns("ip", "addr", "add", f"{GATEWAY}/24", "dev", TAP))
+        run(*in_netns("ip", "addr", "add", f"{DHCP_PORT_IP}/24", "dev", TAP))
         self._serve_metadata(public_key)
         self._serve_dhcp()
 
@@ -82,7 +84,9 @@ class ProbeNet:
             f"lease_file {self.workdir / 'udhcpd.leases'}\npidfile {self.workdir / 'udhcpd.pid'}\n"
             f"static_lease {GUEST_MAC} {GUEST_IP}\n"
             f"option subnet 255.255.255.0\noption router {GATEWAY}\noption dns {GATEWAY}\n"
-            f"option mtu {MTU}\noption lease 3600\n")
+            f"option mtu {MTU}\noption lease 3600\n"
+            # As Neutron's dnsmasq does with isolated metadata: RFC 3442 routes replace option 3.
+            f"option staticroutes {METADATA_IP}/32 {DHCP_PORT_IP}, 0.0.0.0/0 {GATEWAY}\n")
         (self.workdir / "udhcpd.leases").touch()
         self.dhcpd = subprocess.Popen(
             in_netns("busybox", "udhcpd", "-f", str(conf)),

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.guest.probe import GUEST_IP, HOSTNAME, MTU, Guest, ProbeNet, Ssh, missing_tools
+from tests.guest.probe import (DHCP_PORT_IP, GATEWAY, GUEST_IP, HOSTNAME, METADATA_IP, MTU, Guest,
+                               ProbeNet, Ssh, missing_tools)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE = Path(os.environ.get("STACKFLEET_GUEST_IMAGE", REPO_ROOT / ".guest"))
@@ -40,7 +41,9 @@ def net(tmp_path: Path) -> Iterator[tuple[ProbeNet, Ssh]]:
     if reason:
         pytest.skip(reason)
     key = tmp_path / "id_probe"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    # RSA 2048, as `openstack keypair create` makes for myKey.pem.
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", str(key)],
+                   check=True)
     probe = ProbeNet(tmp_path)
     try:
         probe.open(key.with_suffix(".pub").read_text())
@@ -82,7 +85,8 @@ def test_guest_boots_to_ssh_and_keeps_data_across_reboot(
         assert "url:/latest/meta-data/public-keys/0/openssh-key" in probe.metadata_requests()
 
         out = ssh("cat /proc/mounts; echo mtu=$(cat /sys/class/net/eth0/mtu);"
-                  " echo host=$(hostname) uid=$(id -u); uname -r; ping -c1 -W2 10.99.0.1 >/dev/null && echo pinged;"
+                  " echo host=$(hostname) uid=$(id -u); uname -r; ip route;"
+                  f" ping -c1 -W2 {GATEWAY} >/dev/null && echo pinged;"
                   " echo hello > /data/f")
         assert out.returncode == 0, out.stderr
         assert "/dev/vda /data ext4 rw" in out.stdout, out.stdout
@@ -90,6 +94,8 @@ def test_guest_boots_to_ssh_and_keeps_data_across_reboot(
         assert f"host={HOSTNAME} uid=1000" in out.stdout  # setuid busybox must not make a root shell
         assert manifest["kernel_version"] in out.stdout
         assert "pinged" in out.stdout, "cirros cannot ping"
+        assert f"{METADATA_IP} via {DHCP_PORT_IP} dev eth0" in out.stdout, out.stdout
+        assert f"default via {GATEWAY} dev eth0" in out.stdout, out.stdout
 
         shutdown_s = guest.power_button(timeout=30)
         assert any("power button" in m for m in guest.markers())
