@@ -23,15 +23,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from stackfleet.lab import client, nsprocs, ops, processes
 from stackfleet.lab.state import LabInfo, default_root, load_lab
@@ -54,6 +56,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 PROBE_KEY = base64.b64encode(b"/stackfleet-bench/leader-failover").decode()
 FAILOVER_TIMEOUT = 30.0
+PROBE_INTERVAL = 0.02
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -157,46 +160,74 @@ def etcd_rates(before: dict[Any, float], after: dict[Any, float], seconds: float
 # -- the etcd leader's failover -------------------------------------------------------------------
 
 
-def member_status(endpoint: str) -> dict[str, Any] | None:
+def member_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
     try:
-        status: dict[str, Any] = json.loads(http(f"{endpoint}/v3/maintenance/status", {}, timeout=0.5))
+        status: dict[str, Any] = json.loads(http(f"{endpoint}/v3/maintenance/status", {}, timeout=timeout))
         return status
     except (OSError, ValueError):
         return None
 
 
+def elected(endpoint: str, old_leader: str) -> float | None:
+    """When this member, asked now, names a leader other than the old one."""
+    status = member_status(endpoint, timeout=0.5)
+    return time.monotonic() if status and status.get("leader", "0") not in ("0", old_leader) else None
+
+
+def written(endpoint: str) -> float | None:
+    """When a write through this member, started now, is committed."""
+    value = base64.b64encode(str(time.time()).encode()).decode()
+    try:
+        http(f"{endpoint}/v3/kv/put", {"key": PROBE_KEY, "value": value}, timeout=2.0)
+    except OSError:
+        return None
+    return time.monotonic()
+
+
 def kill_leader(root: Path, lab: LabInfo) -> dict[str, Any]:
-    """SIGKILLs the leader's etcd; seconds until a survivor is leader and a write succeeds."""
-    statuses = {e: member_status(e) for e in lab.endpoints}
-    leader_id = next(s["leader"] for s in statuses.values() if s)
+    """SIGKILLs the leader's etcd; seconds until a survivor names a new leader and a write succeeds.
+
+    Probes start every PROBE_INTERVAL on their own threads: a write sent while no leader is
+    known may hang until its timeout, and must not hold back the probes after it.
+    """
+    statuses = {e: member_status(e, timeout=2.0) for e in lab.endpoints}
+    leader_id = next(s["leader"] for s in statuses.values() if s and "leader" in s)
     leader = next(e for e, s in statuses.items() if s and s["header"]["member_id"] == leader_id)
     machine = next(m for m in lab.machines if f"//{m.mgmt_ip}:" in leader)
     pid = next(int(c["pid"]) for c in supervisor_children(root) if c["machine"] == machine.name and c["name"] == "etcd")
     survivors = [e for e in lab.endpoints if e != leader]
-    killed_at = time.monotonic()
-    send([pid], signal.SIGKILL)
-    elected = written = None
-    while (elected is None or written is None) and time.monotonic() - killed_at < FAILOVER_TIMEOUT:
-        for e in survivors:
-            if elected is None:
-                s = member_status(e)
-                if s and s["leader"] not in ("0", leader_id):
-                    elected = time.monotonic() - killed_at
-            if written is None:
-                try:
-                    http(f"{e}/v3/kv/put", {"key": PROBE_KEY, "value": base64.b64encode(str(time.time()).encode()).decode()},
-                         timeout=1.0)
-                    written = time.monotonic() - killed_at
-                except OSError:
-                    pass
-        time.sleep(0.01)
+    probes: dict[str, list[Future[float | None]]] = {"new_leader_s": [], "write_ok_s": []}
+    with ThreadPoolExecutor(max_workers=256) as pool:
+        killed_at = time.monotonic()
+        send([pid], signal.SIGKILL)
+        while time.monotonic() - killed_at < FAILOVER_TIMEOUT and not all(
+                any(f.done() and f.result() for f in fs) for fs in probes.values()):
+            for e in survivors:
+                probes["new_leader_s"].append(pool.submit(elected, e, leader_id))
+                probes["write_ok_s"].append(pool.submit(written, e))
+            time.sleep(PROBE_INTERVAL)
+        times = {k: min((t for f in fs if (t := f.result()) is not None), default=None) for k, fs in probes.items()}
     ops.up_machine(root, machine.name)  # its etcd rejoins on its data; agent and engine run on
     if ops.wait_etcd(lab.endpoints):
         raise SystemExit(f"idle: etcd on {machine.name} did not come back")
-    return {"killed": machine.name, "new_leader_s": elected, "write_ok_s": written}
+    return {"killed": machine.name} | {k: None if t is None else t - killed_at for k, t in times.items()}
 
 
 # -- bringing the lab up and down -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """fd 1 onto fd 2, for this process and the commands it runs: stdout is for --json."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def start_cloud(lab: LabInfo) -> None:
@@ -290,7 +321,8 @@ def main() -> int:
         if lab is None:
             raise SystemExit(f"idle: no lab is up at {root}")
         if args.cloud:
-            start_cloud(lab)
+            with stdout_to_stderr():
+                start_cloud(lab)
         settle = args.settle if args.settle is not None else 0 if args.reuse else 60 if args.cloud else 20
         print(f"settling for {settle:.0f} s, then measuring for {args.seconds:.0f} s", file=log, flush=True)
         time.sleep(settle)

@@ -45,6 +45,9 @@ def test_consumed_counts_the_window_and_what_ended_children_used() -> None:
     (("/venv/bin/python3", "/venv/bin/nova-conductor", "--config-file", "x"), "nova-conductor"),
     (("/venv/bin/python3", "-u", "-m", "stackfleet.runtime.shim", "/run/u"), "stackfleet.runtime.shim"),
     (("python3.11",), "comm"),
+    (("nova-conductor: ServiceWrapper worker(0)",), "nova-conductor"),
+    (("neutron-l3-agent (/venv/bin/python3 /venv/bin/neutron-l3-agent --config-file /etc/l3_agent.ini)",),
+     "neutron-l3-agent"),
     ((), "comm"),
 ])
 def test_program_names_the_script_of_an_interpreter(argv: tuple[str, ...], name: str) -> None:

@@ -58,6 +58,10 @@ def program(argv: tuple[str, ...], comm: str) -> str:
     """The program's name: a script's or module's for an interpreter, else the binary's."""
     if not argv:
         return comm
+    if len(argv) == 1 and " " in argv[0]:
+        # Retitled (setproctitle), as OpenStack's services do: "nova-conductor: ... worker(0)",
+        # "neutron-l3-agent (/venv/bin/python3 /venv/bin/neutron-l3-agent ...)".
+        return argv[0].split()[0].rstrip(":")
     if not INTERPRETER.match(os.path.basename(argv[0])):
         return os.path.basename(argv[0])
     words = iter(argv[1:])
