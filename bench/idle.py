@@ -95,6 +95,13 @@ def recorded_pids(root: Path) -> dict[int, str]:
     return named | ({supervisor: "supervisor"} if supervisor else {})
 
 
+def running_raft_timers(root: Path) -> tuple[int, int]:
+    """The raft timers of the lab's etcd members, from the first one's command line."""
+    pid = next(int(c["pid"]) for c in supervisor_children(root) if c["name"] == "etcd")
+    argv = (nsprocs.PROC / str(pid) / "cmdline").read_bytes().decode().split("\0")
+    return raft_timers(argv)
+
+
 def http(url: str, body: dict[str, str] | None = None, timeout: float = 2.0) -> bytes:
     data = None if body is None else json.dumps(body).encode()
     with HTTP.open(urllib.request.Request(url, data=data), timeout=timeout) as response:
@@ -320,6 +327,8 @@ def main() -> int:
         lab = load_lab(root)
         if lab is None:
             raise SystemExit(f"idle: no lab is up at {root}")
+        # A member restarted after a kill must run with the same timers as the others.
+        processes.ETCD_TUNING = with_raft_timers(processes.ETCD_TUNING, *running_raft_timers(root))
         if args.cloud:
             with stdout_to_stderr():
                 start_cloud(lab)
