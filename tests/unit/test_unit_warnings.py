@@ -2,7 +2,6 @@
 table agrees with what the runtime reads; --strict and --json carry the warnings."""
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stackfleet.cli.verify import add_arguments, verify
+from stackfleet.cli.main import build_parser, main
 from stackfleet.runtime.spec import SERVICE_TYPES, ServiceSpec
 from stackfleet.unit import check_unit_set, parse_unit, unit_warnings, verify_paths
 from stackfleet.unit.schema import TYPE_VALUES
@@ -145,9 +144,7 @@ def test_shipped_units_verify_clean_without_warnings(path: Path) -> None:
 # --- the CLI -----------------------------------------------------------------------------------
 
 def run_verify(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="stackfleet verify")
-    add_arguments(parser)
-    return verify(parser.parse_args(list(argv)))
+    return main(["verify", *argv])
 
 
 @pytest.fixture
@@ -174,10 +171,11 @@ def test_strict_makes_warnings_errors(warned: Path, tmp_path: Path,
     assert run_verify("--strict", str(clean)) == 0
 
 
-def test_strict_is_documented_in_help() -> None:
-    parser = argparse.ArgumentParser(prog="stackfleet verify")
-    add_arguments(parser)
-    assert "--strict" in parser.format_help() and "warnings as errors" in parser.format_help()
+def test_strict_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser("verify").parse_args(["verify", "--help"])
+    out = capsys.readouterr().out
+    assert "--strict" in out and "warnings as errors" in out
 
 
 def test_json_carries_warnings_apart_from_errors(warned: Path, tmp_path: Path) -> None:

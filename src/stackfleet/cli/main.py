@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..registry.connection import EtcdUnavailable
-from ..registry.store import Registry
-from . import daemons, inspect, jobs, listing
-from .context import EXIT_UNAVAILABLE, CommandError, run_with_registry
-from .verify import verify
+if TYPE_CHECKING:
+    from ..registry.store import Registry
+
+# A command imports only its own module when it runs: the etcd client (aetcd, gRPC) costs more
+# than the rest of a short command, and `verify`, `--help` and the lab need none of it.
 
 EPILOG = """\
 examples:
@@ -26,17 +27,51 @@ exit codes: 0 ok; 1 bad input or the operation failed (nothing changed on bad in
 2 usage; 3 unit not running (status); 4 no such unit; 69 etcd unreachable.
 """
 
-ClusterCommand = Callable[[Registry, argparse.Namespace], object]
+Handler = Callable[[argparse.Namespace], int]
+ClusterCommand = Callable[["Registry", argparse.Namespace], object]
 
 
-def _cluster(fn: ClusterCommand) -> Callable[[argparse.Namespace], int]:
+def _resolve(target: str) -> Callable[..., object]:
+    """'module.function' inside stackfleet.cli, imported on first use."""
+    module, _, name = target.rpartition(".")
+    fn: Callable[..., object] = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    return fn
+
+
+def _local(target: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
+        return _resolve(target)(args)  # type: ignore[return-value]
+
+    return handler
+
+
+def _cluster(target: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from .context import run_with_registry
+
+        fn: ClusterCommand = _resolve(target)  # type: ignore[assignment]
         return run_with_registry(args.endpoint, lambda registry: fn(registry, args))  # type: ignore[arg-type,return-value]
 
     return handler
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_verb(argv: list[str]) -> str | None:
+    """The command word of argv: its first word that is not an option (nor --endpoint's value)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--endpoint", "--endpoints"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; for a verb `wanted` of the core's own, without the lab's and OpenStack's commands.
+
+    Those come from their packages, whose imports cost more than a short command itself; they
+    are added for their own verbs, for --help and for a verb nobody knows (so that the usage
+    error lists every command)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--endpoint", "--endpoints", dest="endpoint", default=argparse.SUPPRESS,
                         metavar="URL[,URL...]", help="etcd endpoints of the cluster")
@@ -47,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
 
-    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.set_defaults(func=handler)
         return p
@@ -63,48 +98,53 @@ def build_parser() -> argparse.ArgumentParser:
                        help="give up after N attempts (one a second); 0 waits forever (default)")
 
     table_flags(command("list-machines", "list the machines of the cluster and their metadata",
-                        _cluster(listing.list_machines)))
+                        _cluster("listing.list_machines")))
     table_flags(command("list-units", "list the units with the machine and state they run in",
-                        _cluster(listing.list_units)))
+                        _cluster("listing.list_units")))
     table_flags(command("list-unit-files", "list the submitted units: hash, desired and current state, target",
-                        _cluster(listing.list_unit_files)))
+                        _cluster("listing.list_unit_files")))
 
-    p = command("submit", "upload unit files to the cluster without scheduling them", _cluster(jobs.submit))
+    p = command("submit", "upload unit files to the cluster without scheduling them", _cluster("jobs.submit"))
     p.add_argument("--replace", action="store_true", help="replace units already in the cluster with these versions")
     p.add_argument("units", nargs="+", metavar="UNIT")
-    for verb, fn, text in (("load", jobs.load, "schedule units to machines without starting them"),
-                           ("start", jobs.start, "submit if needed, schedule and start units")):
+    for verb, fn, text in (("load", "jobs.load", "schedule units to machines without starting them"),
+                           ("start", "jobs.start", "submit if needed, schedule and start units")):
         p = command(verb, text, _cluster(fn))
         p.add_argument("--replace", action="store_true", help="replace units already in the cluster with these versions")
         block_flags(p)
         p.add_argument("units", nargs="+", metavar="UNIT")
-    for verb, fn, text in (("stop", jobs.stop, "stop units; they stay scheduled (loaded)"),
-                           ("unload", jobs.unload, "stop units and unschedule them")):
+    for verb, fn, text in (("stop", "jobs.stop", "stop units; they stay scheduled (loaded)"),
+                           ("unload", "jobs.unload", "stop units and unschedule them")):
         p = command(verb, text, _cluster(fn))
         block_flags(p)
         p.add_argument("units", nargs="+", metavar="UNIT")
-    p = command("destroy", "stop units and remove them from the cluster", _cluster(jobs.destroy))
+    p = command("destroy", "stop units and remove them from the cluster", _cluster("jobs.destroy"))
     p.add_argument("units", nargs="+", metavar="UNIT")
 
-    p = command("status", "show the state of units and the end of their journal", _cluster(inspect.status))
+    p = command("status", "show the state of units and the end of their journal", _cluster("inspect.status"))
     p.add_argument("--lines", "-n", type=int, default=10, help="journal lines to show (default 10)")
     p.add_argument("units", nargs="+", metavar="UNIT")
-    p = command("cat", "print a unit file as the cluster has it", _cluster(inspect.cat))
+    p = command("cat", "print a unit file as the cluster has it", _cluster("inspect.cat"))
     p.add_argument("unit", metavar="UNIT")
-    p = command("journal", "print the output of a unit, from the machine that runs it", _cluster(inspect.journal))
+    p = command("journal", "print the output of a unit, from the machine that runs it", _cluster("inspect.journal"))
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("--lines", "-n", type=int, default=10, help="lines to show (default 10)")
     p.add_argument("unit", metavar="UNIT")
     p = command("connect", "open a shell (or run COMMAND) on the machine of a unit, or on a machine",
-                _cluster(inspect.connect))
+                _cluster("inspect.connect"))
     p.add_argument("target", metavar="UNIT|MACHINE")
     p.add_argument("remote_command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                    help="run this instead of an interactive shell")
-    p = command("verify", "check unit files offline: file:line errors, exit 1 if any is invalid", verify)
-    p.add_argument("--json", action="store_true", help="print the parsed constraints as JSON")
+    p = command("verify", "check unit files offline: file:line errors, exit 1 if any is invalid; "
+                "warnings name directives that are accepted and ignored", _local("verify.verify"))
+    p.add_argument("--json", action="store_true",
+                   help="print the parsed constraints as JSON, each unit with its warnings")
+    p.add_argument("--strict", action="store_true",
+                   help="treat warnings as errors: exit 1 if any unit sets a directive "
+                        "that stackfleet accepts and ignores")
     p.add_argument("files", nargs="+", metavar="FILE")
 
-    p = command("agent", "run the agent of this machine (started by the lab or by systemd)", daemons.agent)
+    p = command("agent", "run the agent of this machine (started by the lab or by systemd)", _local("daemons.agent"))
     p.add_argument("--machine-id", help="default: /etc/machine-id")
     p.add_argument("--name", help="machine name (default: host name)")
     p.add_argument("--metadata", action="append", default=[], metavar="K=V[,K=V]",
@@ -114,34 +154,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-dir", required=True, help="storage shared by all machines (NFS in production)")
     p.add_argument("--ttl", type=int, default=5, help="presence lease TTL in seconds (default 5)")
     p.add_argument("--netns", help="network namespace of this machine (lab only)")
-    p = command("engine", "run an engine; the elected one places units on machines", daemons.engine)
+    p = command("engine", "run an engine; the elected one places units on machines", _local("daemons.engine"))
     p.add_argument("--name", help="engine name (default: host name)")
     p.add_argument("--ttl", type=int, default=5, help="leadership lease TTL in seconds (default 5)")
 
-    from ..lab.cli import register as register_lab
-    from ..openstack.commands import register as register_openstack
+    if wanted not in sub.choices:
+        from ..lab.cli import register as register_lab
+        from ..openstack.commands import register as register_openstack
 
-    register_lab(sub)
-    register_openstack(sub)
+        register_lab(sub)
+        register_openstack(sub)
     return parser
 
 
+def reported_failure(err: Exception) -> int | None:
+    """The exit code of an expected failure, printed for the user; None for a bug.
+
+    Looked up in sys.modules: an error of those classes means that their module ran, and a
+    command that never imported them (verify) does not import them to find out."""
+    context = sys.modules.get(f"{__package__}.context")
+    if context is not None and isinstance(err, context.CommandError):
+        print(f"stackfleet: {err}", file=sys.stderr)
+        return int(err.code)
+    connection = sys.modules.get("stackfleet.registry.connection")
+    if connection is not None and isinstance(err, connection.EtcdUnavailable):
+        print(f"stackfleet: {err}\n  Is the cluster up? `stackfleet lab up` starts the built-in lab; "
+              "--endpoint or $STACKFLEET_ENDPOINT select another cluster.", file=sys.stderr)
+        from .context import EXIT_UNAVAILABLE
+
+        return EXIT_UNAVAILABLE
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_verb(argv))
     args = parser.parse_args(argv)
     if not hasattr(args, "endpoint"):
         args.endpoint = None
     try:
         return int(args.func(args) or 0)
-    except CommandError as err:
-        print(f"stackfleet: {err}", file=sys.stderr)
-        return err.code
-    except EtcdUnavailable as err:
-        print(f"stackfleet: {err}\n  Is the cluster up? `stackfleet lab up` starts the built-in lab; "
-              "--endpoint or $STACKFLEET_ENDPOINT select another cluster.", file=sys.stderr)
-        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        code = reported_failure(err)
+        if code is None:
+            raise
+        return code
 
 
 if __name__ == "__main__":

@@ -7,15 +7,6 @@ import sys
 
 from ..unit import UnitError, unit_warnings, verify_json, verify_paths
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true",
-                   help="print the parsed constraints as JSON, each unit with its warnings")
-    p.add_argument("--strict", action="store_true",
-                   help="treat warnings as errors: exit 1 if any unit sets a directive "
-                        "that stackfleet accepts and ignores")
-    p.add_argument("files", nargs="+", metavar="FILE")
-
-
 def _warning_json(warning: UnitError) -> dict[str, object]:
     return {"path": warning.path, "line": warning.line, "message": warning.message,
             "hint": warning.hint}
@@ -30,9 +21,7 @@ def verify(args: argparse.Namespace) -> int:
         for w in warnings:
             print(f"{w.path}:{w.line}: warning: {w.message}" + (f" ({w.hint})" if w.hint else ""),
                   file=sys.stderr)
-    # main.py gives --strict through add_arguments; a parser made without it means "not strict".
-    strict = getattr(args, "strict", False)
-    failed = bool(errors) or (strict and any(warnings for _, warnings in checked))
+    failed = bool(errors) or (args.strict and any(warnings for _, warnings in checked))
     if args.json:
         print(json.dumps([{**verify_json(u), "warnings": [_warning_json(w) for w in warnings]}
                           for u, warnings in checked], indent=2))

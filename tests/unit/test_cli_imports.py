@@ -1,0 +1,52 @@
+"""The CLI imports only what a command needs: offline commands never load the etcd client."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackfleet.cli.main import build_parser, command_verb
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "units" / "examples" / "beacon.service"
+HEAVY = ("grpc", "aetcd", "stackfleet.registry.store")
+
+
+def loaded_after(*argv: str) -> set[str]:
+    """Which of HEAVY a fresh interpreter holds after running `stackfleet argv`."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from stackfleet.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        f"        main({list(argv)!r})\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    return {m for m in out.stdout.strip().split(",") if m}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["verify", str(EXAMPLE)], ["list-units", "--help"], ["lab", "--help"]])
+def test_offline_commands_do_not_load_the_etcd_client(argv: list[str]) -> None:
+    assert loaded_after(*argv) == set()
+
+
+def test_the_command_word_skips_options_and_the_endpoint_value() -> None:
+    assert command_verb(["--endpoint", "http://x:2379", "list-units", "-l"]) == "list-units"
+    assert command_verb(["--endpoints=http://x:2379", "status", "a.service"]) == "status"
+    assert command_verb(["--help"]) is None
+    assert command_verb([]) is None
+
+
+def test_core_verbs_leave_out_the_lab_and_openstack_commands_which_help_lists() -> None:
+    def verbs(parser: object) -> set[str]:
+        sub = next(a for a in parser._actions if a.dest == "verb")  # type: ignore[attr-defined]
+        return set(sub.choices)
+
+    assert {"lab", "config", "role"} <= verbs(build_parser(None))
+    assert {"lab", "config", "role"} <= verbs(build_parser("bogus"))
+    assert not {"lab", "config", "role"} & verbs(build_parser("list-units"))
+    assert "list-units" in verbs(build_parser("list-units"))
