@@ -13,11 +13,14 @@ from stackfleet.lab.plan import ETCD_CLIENT_PORT, ETCD_PEER_PORT
 
 PROCESS_KINDS: tuple[str, ...] = ("etcd", "engine", "agent")
 
-# Measured: with these a new etcd leader serves writes within 0.5 s of losing the old one.
+# etcd's own raft timers (100 ms / 1000 ms). Measured in the idle lab (bench/idle.py): 20/200
+# cost the three members 10 % of a core, 100/1000 cost 4.8 %; a new leader then serves writes
+# 1.1 s (max 1.4 s) after the old one dies instead of 0.26 s, well inside the agents' fence
+# window (0.6 TTL = 3 s). docs/architecture.md has the trade-off.
 ETCD_TUNING: tuple[str, ...] = (
     "--pre-vote=true",
-    "--heartbeat-interval=20",
-    "--election-timeout=200",
+    "--heartbeat-interval=100",
+    "--election-timeout=1000",
     "--max-txn-ops=1024",
     "--auto-compaction-retention=1h",
 )
