@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from stackfleet.openstack.roles import default_venv
+from stackfleet.openstack.venv import default_venv
 from tests.guest.test_guest_image import IMAGE
 
 # fetch_to_raw's two checks, in its order: the deep inspection, then qemu-img must agree with it.
