@@ -1,15 +1,15 @@
-"""list-machines, list-units, list-unit-files."""
+"""list-machines, list-units, list-unit-files: one-shot reads over etcd's JSON gateway."""
 from __future__ import annotations
 
 import argparse
 
-from ..registry.store import Registry
+from ..registry.gateway import GatewayReader
 from .table import render, select_fields
 from .view import ClusterView
 
 
-async def list_machines(registry: Registry, args: argparse.Namespace) -> int:
-    view = await ClusterView.load(registry)
+def list_machines(reader: GatewayReader, args: argparse.Namespace) -> int:
+    view = ClusterView.read(reader)
     available = ("machine", "ip", "metadata", "name")
     fields = select_fields(args.fields, available, "machine,ip,metadata")
     rows = []
@@ -25,8 +25,8 @@ async def list_machines(registry: Registry, args: argparse.Namespace) -> int:
     return 0
 
 
-async def list_units(registry: Registry, args: argparse.Namespace) -> int:
-    view = await ClusterView.load(registry)
+def list_units(reader: GatewayReader, args: argparse.Namespace) -> int:
+    view = ClusterView.read(reader)
     available = ("unit", "machine", "active", "sub", "load", "hash", "dstate")
     fields = select_fields(args.fields, available, "unit,machine,active,sub")
     rows = []
@@ -50,8 +50,8 @@ async def list_units(registry: Registry, args: argparse.Namespace) -> int:
     return 0
 
 
-async def list_unit_files(registry: Registry, args: argparse.Namespace) -> int:
-    view = await ClusterView.load(registry)
+def list_unit_files(reader: GatewayReader, args: argparse.Namespace) -> int:
+    view = ClusterView.read(reader)
     available = ("unit", "hash", "dstate", "state", "target", "global")
     fields = select_fields(args.fields, available, "unit,hash,dstate,state,target")
     rows = []
