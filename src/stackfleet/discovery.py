@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackfleet.lab.state import default_endpoints, load_lab
 from stackfleet.registry.endpoints import BadEndpoint, parse_endpoint
 from stackfleet.registry.keys import DEFAULT_PREFIX
 
@@ -31,6 +30,8 @@ def resolve_endpoints(flag: str | None = None) -> list[str]:
     source = "--endpoint" if flag is not None else ENDPOINT_ENV
     raw = flag if flag is not None else os.environ.get(ENDPOINT_ENV) or os.environ.get("STACKFLEET_ENDPOINTS")
     if raw is None or (flag is None and not raw.strip()):
+        from stackfleet.lab.state import default_endpoints  # the lab's state pulls in the runtime: only when asked
+
         return default_endpoints() or [FALLBACK_ENDPOINT]
     endpoints = [e.strip() for e in raw.split(",") if e.strip()]
     if not endpoints:
@@ -53,6 +54,8 @@ def shared_dir() -> Path:
     env = os.environ.get(SHARED_DIR_ENV)
     if env:
         return Path(env)
+    from stackfleet.lab.state import load_lab
+
     lab = load_lab()
     return Path(lab.shared_dir) if lab else Path(DEFAULT_SHARED)
 
