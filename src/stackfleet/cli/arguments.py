@@ -29,17 +29,6 @@ def count(text: str) -> int:
     return value
 
 
-def seconds(text: str) -> float:
-    """A timeout: more than 0 seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} seconds: give a timeout of more than 0 seconds")
-    return value
-
-
 def min_lease_ttl() -> int:
     """The smallest whole TTL whose fence leaves FENCE_HEADROOM before the graceful stop: 2 s."""
     from ..agent.fence import FencePolicy  # only when a --ttl is given

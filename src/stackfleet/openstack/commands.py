@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Sequence
 
 from stackfleet import discovery
-from stackfleet.cli.arguments import seconds
-from stackfleet.cli.errors import EXIT_FAILED
 from stackfleet.openstack import settings as settings_mod, shared_data
 from stackfleet.openstack.configs import clouds_yaml, openrc
 from stackfleet.openstack.link import ClusterLink, FileClusterLink
@@ -22,6 +20,18 @@ from stackfleet.openstack.role_context import RoleContext
 from stackfleet.openstack.roles import OPENSTACK_ROLES, run_role
 
 DEFAULT_STATE = "/var/lib/stackfleet/state"
+EXIT_FAILED = 1  # README's table: bad input exits 1 and changes nothing (OpenStack code imports no CLI)
+
+
+def _timeout(text: str) -> float:
+    """--timeout: argparse refuses 0 or less as a usage error, as the CLI's own counts."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: give a timeout of more than 0 seconds")
+    return value
 
 
 def cluster_link_from_env(args: argparse.Namespace) -> ClusterLink:
@@ -189,7 +199,7 @@ def register(subparsers: argparse._SubParsersAction,
     cred = os_sub.add_parser("credentials", help="print a clouds.yaml entry and an openrc",
                              parents=parents)
     cred.add_argument("--format", choices=("clouds", "openrc", "both"), default="both")
-    cred.add_argument("--timeout", type=seconds, default=5.0,
+    cred.add_argument("--timeout", type=_timeout, default=5.0,
                       help="how long to wait for a controller to publish its address (default 5)")
     cred.set_defaults(func=cmd_credentials)
 
