@@ -79,7 +79,8 @@ async def _resolve(registry: Registry, refs: list[str]) -> list[Target]:
     if errors:
         _report_unit_errors(errors)
         # README's table: a unit that is neither a file nor in the cluster is "no such unit", as for stop.
-        raise CommandError(f"{len(errors)} error(s); nothing was changed", EXIT_NO_SUCH_UNIT if missing else EXIT_FAILED)
+        raise CommandError(f"{len(errors)} error(s); nothing was changed",
+                           EXIT_NO_SUCH_UNIT if missing else EXIT_FAILED)
     return targets
 
 

@@ -10,6 +10,7 @@ from .arguments import count, lease_ttl
 from .errors import EXIT_FAILED, EXIT_UNAVAILABLE, CommandError
 
 if TYPE_CHECKING:
+    from ..registry.gateway import GatewayReader
     from ..registry.store import Registry
 
 # A command imports only its own module when it runs: the etcd client (aetcd, gRPC) costs more
@@ -32,6 +33,7 @@ exit codes: 0 ok; 1 bad input or the operation failed (nothing changed on bad in
 
 Handler = Callable[[argparse.Namespace], int]
 ClusterCommand = Callable[["Registry", argparse.Namespace], object]
+ReadCommand = Callable[["GatewayReader", argparse.Namespace], int]
 
 
 def _resolve(target: str) -> Callable[..., object]:
@@ -63,8 +65,8 @@ def _read(target: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         from .readview import run_read
 
-        fn = _resolve(target)
-        return run_read(args.endpoint, lambda reader: fn(reader, args))  # type: ignore[return-value]
+        fn: ReadCommand = _resolve(target)  # type: ignore[assignment]
+        return run_read(args.endpoint, lambda reader: fn(reader, args))
 
     return handler
 
@@ -184,7 +186,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 # Bad input found before anything was sent: a malformed endpoint, unusable certificate files.
 BAD_INPUT = (("stackfleet.registry.endpoints", "BadEndpoint"), ("stackfleet.registry.tls", "TLSConfigError"))
 # No endpoint answered, over gRPC or over the JSON gateway.
-UNAVAILABLE = (("stackfleet.registry.connection", "EtcdUnavailable"), ("stackfleet.registry.gateway", "GatewayUnavailable"))
+UNAVAILABLE = (("stackfleet.registry.connection", "EtcdUnavailable"),
+               ("stackfleet.registry.gateway", "GatewayUnavailable"))
 
 
 def _loaded(classes: tuple[tuple[str, str], ...]) -> list[type]:

@@ -1,7 +1,7 @@
 """Running a one-shot read-only command over etcd's JSON gateway: no asyncio, no gRPC."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..discovery import prefix, resolve_endpoints
 from ..registry.gateway import GatewayReader, GatewayRefused

@@ -110,7 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--network", type=count, metavar="N", help="default 2")
     up.add_argument("--compute", type=count, metavar="N", help="default 2")
     up.add_argument("--nova-docker", type=count, metavar="N", help="default 2")
-    up.add_argument("--ttl", type=lease_ttl, metavar="S", help=f"machine lease TTL (default {ops.DEFAULT_TTL}, at least 2)")
+    up.add_argument("--ttl", type=lease_ttl, metavar="S",
+                    help=f"machine lease TTL (default {ops.DEFAULT_TTL}, at least 2)")
     # Internal: run only some process kinds (e.g. etcd alone for testing the lab itself).
     up.add_argument("--only", help=argparse.SUPPRESS)
     up.set_defaults(func=guarded(cmd_up))

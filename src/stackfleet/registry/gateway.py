@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .endpoints import parse_endpoint
 from .keys import DEFAULT_PREFIX, KeySchema
@@ -129,8 +130,9 @@ class GatewayReader:
         wanted = sorted(set(hashes))
         if not wanted:
             return {}
-        found = self.ranges([], [self.keys.body(h) for h in wanted])
-        return {h: kv[self.keys.body(h)].decode() for h, kv in zip(wanted, found) if self.keys.body(h) in kv}
+        keys = [self.keys.body(h) for h in wanted]
+        found = self.ranges([], keys)
+        return {h: kv[key].decode() for h, key, kv in zip(wanted, keys, found, strict=True) if key in kv}
 
     def close(self) -> None:
         if self._conn is not None:
