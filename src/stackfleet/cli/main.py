@@ -186,8 +186,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 # Bad input found before anything was sent: a malformed endpoint, unusable certificate files.
 BAD_INPUT = (("stackfleet.registry.endpoints", "BadEndpoint"), ("stackfleet.registry.tls", "TLSConfigError"))
 # No endpoint answered, over gRPC or over the JSON gateway.
-UNAVAILABLE = (("stackfleet.registry.connection", "EtcdUnavailable"),
-               ("stackfleet.registry.gateway", "GatewayUnavailable"))
+UNAVAILABLE = (("stackfleet.registry.endpoints", "EtcdUnavailable"),)
 
 
 def _loaded(classes: tuple[tuple[str, str], ...]) -> list[type]:

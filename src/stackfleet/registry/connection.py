@@ -14,7 +14,7 @@ import aetcd
 import aetcd.exceptions as aexc
 import grpc
 
-from .endpoints import BadEndpoint, parse_endpoint
+from .endpoints import BadEndpoint, EtcdUnavailable, parse_endpoint
 from .tls import TLSClient, TLSConfigError, TLSFiles
 
 __all__ = ["BadEndpoint", "EtcdConnection", "EtcdUnavailable", "parse_endpoint"]
@@ -44,16 +44,6 @@ _CHANNEL_OPTIONS = {
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
 }
-
-
-class EtcdUnavailable(Exception):
-    """No endpoint of the cluster answered."""
-
-    def __init__(self, endpoints: list[str], cause: BaseException | None) -> None:
-        self.endpoints = endpoints
-        self.cause = cause
-        detail = f": {type(cause).__name__} {cause}".rstrip() if cause else ""
-        super().__init__(f"etcd is unreachable at {', '.join(endpoints)}{detail}")
 
 
 class EtcdConnection:

@@ -1,7 +1,8 @@
-"""etcd endpoint URLs: parsed and checked without the etcd client.
+"""etcd endpoint URLs, parsed and checked, and the failure to reach any of them.
 
 Standard library only: the CLI checks --endpoint before it imports gRPC, and the JSON gateway
-(gateway.py) reads over plain HTTP with no gRPC at all.
+(gateway.py) reads over plain HTTP with no gRPC at all; both report an unreachable cluster with
+the same EtcdUnavailable (re-exported by connection.py, where it used to live).
 """
 from __future__ import annotations
 
@@ -27,3 +28,13 @@ def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
     if port == 0:
         raise BadEndpoint(f"not an etcd endpoint: {endpoint!r}: port 0 ({hint})")
     return scheme, url.hostname, port or 2379
+
+
+class EtcdUnavailable(Exception):
+    """No endpoint of the cluster answered."""
+
+    def __init__(self, endpoints: list[str], cause: BaseException | None) -> None:
+        self.endpoints = endpoints
+        self.cause = cause
+        detail = f": {type(cause).__name__} {cause}".rstrip() if cause else ""
+        super().__init__(f"etcd is unreachable at {', '.join(endpoints)}{detail}")

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .endpoints import parse_endpoint
+from .endpoints import EtcdUnavailable, parse_endpoint
 from .keys import DEFAULT_PREFIX, KeySchema
 from .records import JobRecord, MachineRecord, ScheduleEntry, UnitState
 
@@ -24,15 +24,6 @@ if TYPE_CHECKING:
     from .tls import TLSFiles
 
 KV = dict[bytes, bytes]
-
-
-class GatewayUnavailable(Exception):
-    """No endpoint answered: etcd is unreachable (the CLI's exit code 69)."""
-
-    def __init__(self, endpoints: list[str], cause: BaseException | None) -> None:
-        self.endpoints = endpoints
-        detail = f": {type(cause).__name__} {cause}".rstrip() if cause else ""
-        super().__init__(f"etcd is unreachable at {', '.join(endpoints)}{detail}")
 
 
 class GatewayRefused(Exception):
@@ -97,7 +88,7 @@ class GatewayReader:
                 raise GatewayRefused(f"{self.endpoints[self._index]}{path}: HTTP {response.status} {payload[:200]!r}")
             answer: dict[str, object] = json.loads(payload)
             return answer
-        raise GatewayUnavailable(self.endpoints, last)
+        raise EtcdUnavailable(self.endpoints, last)
 
     def ranges(self, prefixes: Iterable[bytes], keys: Iterable[bytes] = ()) -> list[KV]:
         """Every key under each prefix, then each single key, read in one transaction."""
