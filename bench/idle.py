@@ -30,10 +30,11 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from stackfleet.lab import client, nsprocs, ops, processes
 from stackfleet.lab.state import LabInfo, default_root, load_lab

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from asyncwait import eventually
 from stackfleet.engine.service import Engine
 from stackfleet.registry.fake import FakeRegistry
 from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry
 from stackfleet.unit.model import Constraints
-
-from asyncwait import eventually
 
 CONTROLLER = Constraints(machine_metadata={"role": frozenset({"controller"})})
 COMPUTE = Constraints(global_=True, machine_metadata={"role": frozenset({"compute"})})

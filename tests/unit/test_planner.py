@@ -1,7 +1,7 @@
 """plan(): one example per placement rule and per reason text, plus apply() and the planning order."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from stackfleet.engine.model import (
     Action,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Iterable, TypeVar
+from typing import TypeVar
 
 from ..registry.changes import Changes
 from ..registry.connection import EtcdUnavailable
