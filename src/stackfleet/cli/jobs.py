@@ -93,7 +93,8 @@ def _placement_errors(unit: UnitFile, machines: list[MachineRecord]) -> list[Uni
         have = sorted({f"{k}={v}" for m in machines for k, v in m.metadata.items()})
         return [UnitError(unit.path, entries[0].line if entries else 0,
                           f"no machine in the cluster has metadata {wanted}",
-                          f"machines have: {', '.join(have) or 'no metadata'}; fix MachineMetadata= or start an agent with it")]
+                          f"machines have: {', '.join(have) or 'no metadata'}; "
+                          "fix MachineMetadata= or start an agent with it")]
     return []
 
 
@@ -112,7 +113,8 @@ async def _submit(registry: Registry, targets: list[Target], replace: bool, chec
     for unit in local:
         current = await registry.job(unit.name)
         if current is not None and current.hash != unit.hash and not replace:
-            errors.append(UnitError(unit.path, 0, f"a different {unit.name} is already in the cluster (hash {current.hash[:7]})",
+            errors.append(UnitError(unit.path, 0,
+                                    f"a different {unit.name} is already in the cluster (hash {current.hash[:7]})",
                                     "use --replace to update it, or destroy it first"))
     if errors:
         _report_unit_errors(errors)
@@ -129,7 +131,8 @@ async def _submit(registry: Registry, targets: list[Target], replace: bool, chec
 def _refuse_templates(targets: list[Target], verb: str) -> None:
     for t in targets:
         if parse_unit_name(t.name).is_template:
-            raise CommandError(f"{t.name} is a template: {verb} an instance of it instead, e.g. {t.name.replace('@.', '@1.')}")
+            raise CommandError(f"{t.name} is a template: {verb} an instance of it instead, "
+                               f"e.g. {t.name.replace('@.', '@1.')}")
 
 
 async def submit(registry: Registry, args: argparse.Namespace) -> int:
@@ -229,7 +232,8 @@ async def wait_for(registry: Registry, names: list[str], desired: DesiredState, 
         tries += 1
         if attempts and tries >= attempts:
             for name in pending:
-                print(f"Unit {name} not {verb} after {attempts} attempt(s): {said.get(name, 'no progress')}", file=sys.stderr)
+                print(f"Unit {name} not {verb} after {attempts} attempt(s): {said.get(name, 'no progress')}",
+                      file=sys.stderr)
             return 1
         await asyncio.sleep(ATTEMPT_SECONDS)
     return 0

@@ -111,7 +111,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     for verb, fn, text in (("load", "jobs.load", "schedule units to machines without starting them"),
                            ("start", "jobs.start", "submit if needed, schedule and start units")):
         p = command(verb, text, _cluster(fn))
-        p.add_argument("--replace", action="store_true", help="replace units already in the cluster with these versions")
+        p.add_argument("--replace", action="store_true",
+                       help="replace units already in the cluster with these versions")
         block_flags(p)
         p.add_argument("units", nargs="+", metavar="UNIT")
     for verb, fn, text in (("stop", "jobs.stop", "stop units; they stay scheduled (loaded)"),
