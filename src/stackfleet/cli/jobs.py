@@ -53,14 +53,15 @@ async def _resolve(registry: Registry, refs: list[str]) -> list[Target]:
         except UnitInvalid as invalid:
             errors += invalid.errors
             continue
-        template = await registry.job(unit_name.template) if unit_name.template else None
+        template_name = unit_name.template
+        template = await registry.job(template_name) if template_name else None
         body = await registry.body(template.hash) if template else None
-        if body is None:
+        if template_name is None or body is None:
             errors.append(UnitError(ref, 0, "no such file, and no unit of that name is in the cluster",
                                     "give the path of the unit file, or submit it first"))
             continue
         try:
-            targets.append(Target(name, instantiate(parse_unit(body, unit_name.template), unit_name.instance or "")))
+            targets.append(Target(name, instantiate(parse_unit(body, template_name), unit_name.instance or "")))
         except UnitInvalid as invalid:
             errors += invalid.errors
     errors += check_unit_set([t.unit for t in targets if t.unit is not None])
@@ -75,7 +76,7 @@ def _template_file_exists(ref: str) -> bool:
         unit_name = parse_unit_name(os.path.basename(ref))
     except UnitInvalid:
         return False
-    return bool(unit_name.template) and os.path.exists(os.path.join(os.path.dirname(ref), unit_name.template))
+    return bool(unit_name.template and os.path.exists(os.path.join(os.path.dirname(ref), unit_name.template)))
 
 
 def _placement_errors(unit: UnitFile, machines: list[MachineRecord]) -> list[UnitError]:
