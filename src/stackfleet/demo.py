@@ -105,7 +105,10 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     seeded = json.loads(record.read_text())
 
     step("Pull the power of the machine that runs controller.service")
-    moved = await fail_over_controller(registry, link, lambda name: sh("lab", "halt", name))
+    def halt(name: str) -> None:
+        sh("lab", "halt", name)
+
+    moved = await fail_over_controller(registry, link, halt)
     sh("list-units")
 
     step(f"The same cloud, from {moved.machine}")
