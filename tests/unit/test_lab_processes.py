@@ -34,7 +34,7 @@ def test_other_roles_run_only_an_agent() -> None:
     assert [p.name for p in specs] == ["agent"]
     argv = specs[0].argv
     assert argv[:2] == ("/venv/bin/stackfleet", "agent")
-    options = dict(zip(argv[2::2], argv[3::2]))
+    options = dict(zip(argv[2::2], argv[3::2], strict=True))
     assert options == {
         "--machine-id": "0123456789abcdef0123456789abcdef",
         "--name": "compute-01",

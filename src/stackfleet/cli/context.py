@@ -6,7 +6,7 @@ here for the CLI's daemon commands.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from ..discovery import PREFIX_ENV, open_registry, resolve_endpoints
 from ..registry.store import Registry

@@ -7,8 +7,8 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Awaitable
 
 from ..registry.keys import DEFAULT_PREFIX
 from ..registry.records import MachineRecord

@@ -53,14 +53,15 @@ async def _resolve(registry: Registry, refs: list[str]) -> list[Target]:
         except UnitInvalid as invalid:
             errors += invalid.errors
             continue
-        template = await registry.job(unit_name.template) if unit_name.template else None
+        template_name = unit_name.template
+        template = await registry.job(template_name) if template_name else None
         body = await registry.body(template.hash) if template else None
-        if body is None:
+        if template_name is None or body is None:
             errors.append(UnitError(ref, 0, "no such file, and no unit of that name is in the cluster",
                                     "give the path of the unit file, or submit it first"))
             continue
         try:
-            targets.append(Target(name, instantiate(parse_unit(body, unit_name.template), unit_name.instance or "")))
+            targets.append(Target(name, instantiate(parse_unit(body, template_name), unit_name.instance or "")))
         except UnitInvalid as invalid:
             errors += invalid.errors
     errors += check_unit_set([t.unit for t in targets if t.unit is not None])
@@ -75,7 +76,7 @@ def _template_file_exists(ref: str) -> bool:
         unit_name = parse_unit_name(os.path.basename(ref))
     except UnitInvalid:
         return False
-    return bool(unit_name.template) and os.path.exists(os.path.join(os.path.dirname(ref), unit_name.template))
+    return bool(unit_name.template and os.path.exists(os.path.join(os.path.dirname(ref), unit_name.template)))
 
 
 def _placement_errors(unit: UnitFile, machines: list[MachineRecord]) -> list[UnitError]:
@@ -93,7 +94,8 @@ def _placement_errors(unit: UnitFile, machines: list[MachineRecord]) -> list[Uni
         have = sorted({f"{k}={v}" for m in machines for k, v in m.metadata.items()})
         return [UnitError(unit.path, entries[0].line if entries else 0,
                           f"no machine in the cluster has metadata {wanted}",
-                          f"machines have: {', '.join(have) or 'no metadata'}; fix MachineMetadata= or start an agent with it")]
+                          f"machines have: {', '.join(have) or 'no metadata'}; "
+                          "fix MachineMetadata= or start an agent with it")]
     return []
 
 
@@ -112,7 +114,8 @@ async def _submit(registry: Registry, targets: list[Target], replace: bool, chec
     for unit in local:
         current = await registry.job(unit.name)
         if current is not None and current.hash != unit.hash and not replace:
-            errors.append(UnitError(unit.path, 0, f"a different {unit.name} is already in the cluster (hash {current.hash[:7]})",
+            errors.append(UnitError(unit.path, 0,
+                                    f"a different {unit.name} is already in the cluster (hash {current.hash[:7]})",
                                     "use --replace to update it, or destroy it first"))
     if errors:
         _report_unit_errors(errors)
@@ -129,7 +132,8 @@ async def _submit(registry: Registry, targets: list[Target], replace: bool, chec
 def _refuse_templates(targets: list[Target], verb: str) -> None:
     for t in targets:
         if parse_unit_name(t.name).is_template:
-            raise CommandError(f"{t.name} is a template: {verb} an instance of it instead, e.g. {t.name.replace('@.', '@1.')}")
+            raise CommandError(f"{t.name} is a template: {verb} an instance of it instead, "
+                               f"e.g. {t.name.replace('@.', '@1.')}")
 
 
 async def submit(registry: Registry, args: argparse.Namespace) -> int:
@@ -229,7 +233,8 @@ async def wait_for(registry: Registry, names: list[str], desired: DesiredState, 
         tries += 1
         if attempts and tries >= attempts:
             for name in pending:
-                print(f"Unit {name} not {verb} after {attempts} attempt(s): {said.get(name, 'no progress')}", file=sys.stderr)
+                print(f"Unit {name} not {verb} after {attempts} attempt(s): {said.get(name, 'no progress')}",
+                      file=sys.stderr)
             return 1
         await asyncio.sleep(ATTEMPT_SECONDS)
     return 0

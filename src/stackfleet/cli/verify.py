@@ -7,6 +7,7 @@ import sys
 
 from ..unit import UnitError, unit_warnings, verify_json, verify_paths
 
+
 def _warning_json(warning: UnitError) -> dict[str, object]:
     return {"path": warning.path, "line": warning.line, "message": warning.message,
             "hint": warning.hint}

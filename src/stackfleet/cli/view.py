@@ -17,7 +17,7 @@ class ClusterView:
     reasons: dict[str, str]
 
     @classmethod
-    async def load(cls, registry: Registry) -> "ClusterView":
+    async def load(cls, registry: Registry) -> ClusterView:
         machines, jobs, schedule, states, reasons = await asyncio.gather(
             registry.machines(), registry.jobs(), registry.schedule(), registry.states(), registry.reasons()
         )
