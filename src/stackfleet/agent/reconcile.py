@@ -172,6 +172,16 @@ def fence_steps(now: float, stop_at: float, kill_at: float, fenced: bool) -> lis
     return steps
 
 
+def next_fence_check(now: float, stop_at: float, kill_at: float) -> float | None:
+    """How long the watchdog may sleep, unless a renewal wakes it first: until the next of
+    stop_at and kill_at. None once past both: then only a renewal (or a unit's change, which
+    makes it kill again) can change what it must do."""
+    for deadline in (stop_at, kill_at):
+        if now < deadline:
+            return deadline - now
+    return None
+
+
 def lifts_fence(fenced: bool, now: float, stop_at: float) -> bool:
     """A renewal lifts the fence only if it came back before its own deadline."""
     return fenced and now < stop_at
