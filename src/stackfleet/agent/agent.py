@@ -82,9 +82,7 @@ class Agent:
         self._renewed = asyncio.Event()  # the fence deadline moved
         self._schedule_known = asyncio.Event()  # no reconcile before the first full listing
         self.fenced = False
-        # Status files exist only in the process runtime; other runtimes rely on follow-ups.
-        self._status_watch = (StatusWatch(lambda name: runtime.journal_path(name).parent, self._units_changed)
-                              if isinstance(runtime, ProcessRuntime) else None)
+        self._status_watch: StatusWatch | None = None
 
     @property
     def policy(self) -> FencePolicy:
@@ -97,7 +95,10 @@ class Agent:
         self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
         self._adopt_local_units()
         await self._rejoin()
-        if self._status_watch:
+        # Status files exist only in the process runtime; other runtimes rely on follow-ups.
+        if isinstance(self.runtime, ProcessRuntime):
+            runtime = self.runtime
+            self._status_watch = StatusWatch(lambda name: runtime.journal_path(name).parent, self._units_changed)
             self._status_watch.start()
         tasks = [asyncio.create_task(loop) for loop in
                  (self._keep_lease(), self._watch_schedule(), self._reconcile_loop(), self._fence_watchdog())]
@@ -109,6 +110,7 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._status_watch:
                 self._status_watch.close()
+                self._status_watch = None
 
     def _adopt_local_units(self) -> None:
         """Units a previous agent process left running are ours to keep or clean up."""
@@ -235,7 +237,8 @@ class Agent:
 
     async def _run(self, name: str, unit: r.UnitMemory, task: r.Task) -> bool:
         """Carry out one task of the reconciler; True if it set something in motion that may
-        not announce its end (a kill, a stop, a launch, or a lock still held elsewhere)."""
+        not announce its end (a kill, a stop, a launch, a lock still held elsewhere, a shim
+        still exiting)."""
         match task:
             case r.Kill():
                 self.runtime.kill(name)
@@ -266,6 +269,8 @@ class Agent:
                 await self._report(name, entry, unit)
             case r.MarkFenced():
                 unit.fenced = True
+            case r.AwaitSupervisor():
+                return True  # its exit writes no status: only the follow-up sees it
         return False
 
     async def _launch(self, name: str, entry: ScheduleEntry, unit: r.UnitMemory) -> bool:
