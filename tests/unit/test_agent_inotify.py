@@ -78,3 +78,34 @@ def test_status_watch_wakes_on_a_status_write_of_a_followed_unit_only(tmp_path: 
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_exit_watch_wakes_when_a_followed_process_ends(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from stackfleet.agent.exitwatch import ExitWatch
+
+    async def test() -> None:
+        exits: list[int] = []
+        watch = ExitWatch(lambda: exits.append(1))
+        short = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+        long = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            watch.follow({"a.service": short.pid, "b.service": long.pid})
+            await asyncio.sleep(0.1)
+            assert exits == []
+            await eventually(lambda: _true(exits == [1]), timeout=5)
+            watch.follow({"b.service": long.pid})  # no longer followed: its end wakes nothing
+            watch.follow({})
+            long.kill()
+            long.wait()
+            await asyncio.sleep(0.2)
+            assert exits == [1]
+        finally:
+            watch.close()
+            for p in (short, long):
+                p.kill()
+                p.wait()
+
+    asyncio.run(asyncio.wait_for(test(), 10))

@@ -8,10 +8,11 @@ leave an exclusive unit running past it.
 
 Nothing polls on a fixed short period. The watchdog sleeps until the next fence deadline
 (a renewal moves it, so a renewal wakes it). A reconcile pass runs when the schedule
-changes, a renewal lifts the fence, or a unit's status file changes (inotify, see
-statuswatch.py); a pass that acted on the runtime looks again shortly after, because some
-changes leave no file event (a killed shim, runtimes without status files, a lock that
-another machine still holds). A slow safety pass covers events the kernel dropped.
+changes, a renewal lifts the fence, a unit's status file changes (inotify, see
+statuswatch.py) or its shim exits (pidfd, exitwatch.py). A pass that acted on the runtime
+looks again shortly after, because some changes announce nothing (killed orphans, runtimes
+without status files, a lock that another machine still holds). A slow safety pass covers
+events that were missed.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from ..unit import UnitInvalid, parse_unit
 from . import reconcile as r
 from . import fence as fencing
 from .fence import FencePolicy
+from .exitwatch import ExitWatch
 from .statuswatch import StatusWatch
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class Agent:
         self._schedule_known = asyncio.Event()  # no reconcile before the first full listing
         self.fenced = False
         self._status_watch: StatusWatch | None = None
+        self._exit_watch: ExitWatch | None = None
 
     @property
     def policy(self) -> FencePolicy:
@@ -95,6 +98,7 @@ class Agent:
         self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
         self._adopt_local_units()
         await self._rejoin()
+        self._exit_watch = ExitWatch(self._units_changed)
         # Status files exist only in the process runtime; other runtimes rely on follow-ups.
         if isinstance(self.runtime, ProcessRuntime):
             runtime = self.runtime
@@ -108,6 +112,7 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._exit_watch.close()
             if self._status_watch:
                 self._status_watch.close()
                 self._status_watch = None
@@ -228,11 +233,16 @@ class Agent:
         present = set(self.runtime.units())
         # A new watch may have missed a status written before it: read once more.
         unsettled = bool(self._status_watch and self._status_watch.follow(present))
+        shims: dict[str, int] = {}
         for name in sorted(set(self.schedule) | set(self.units) | present):
             unit = self.units.setdefault(name, r.UnitMemory())
             status = self.runtime.status(name) if name in present else None
+            if status is not None and status.shim_alive and status.shim_pid:
+                shims[name] = status.shim_pid
             for task in r.reconcile_unit(self.schedule.get(name), status, unit, self.fenced):
                 unsettled |= await self._run(name, unit, task)
+        if self._exit_watch:
+            self._exit_watch.follow(shims)
         return unsettled
 
     async def _run(self, name: str, unit: r.UnitMemory, task: r.Task) -> bool:
