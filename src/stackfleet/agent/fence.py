@@ -6,9 +6,14 @@ copy started elsewhere (which needs the lease-bound lock) never overlaps with ou
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from ..runtime.fence import Fence
+
+# The one clock of every fencing deadline: the lease keeper's renewal times, the agent's
+# watchdog and the fence file the shims read. It must be the shims' clock too.
+fence_clock = time.monotonic
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
 from .changes import Changes
 from .connection import EtcdUnavailable
+from .interface import MachineIdTaken
 from .keys import DEFAULT_PREFIX
 from .lease import LeaseKeeper
 from .records import DesiredState, EventRecord, JobRecord, MachineRecord, ScheduleEntry, UnitState
@@ -149,7 +150,11 @@ class FakeRegistry:
 
     # -- machines, jobs and bodies ------------------------------------------------
     async def register_machine(self, machine: MachineRecord, lease: int) -> None:
-        self._put(("machines", machine.id), machine, lease)
+        path = ("machines", machine.id)
+        holder = self._get(path)
+        if holder is not None and self._lease_of.get(path) != lease:
+            raise MachineIdTaken(machine.id, holder)
+        self._put(path, machine, lease)
 
     async def machines(self) -> dict[str, MachineRecord]:
         return {p[0]: v for p, v in self._below(("machines",)).items()}
@@ -209,11 +214,12 @@ class FakeRegistry:
         return list(self._below(("states",)).values())
 
     async def acquire_lock(self, name: str, machine_id: str, lease: int) -> bool:
-        holder = self._get(("locks", name))
-        if holder is not None and holder != machine_id:
-            return False
-        self._put(("locks", name), machine_id, lease)
-        return True
+        path = ("locks", name)
+        holder = self._get(path)
+        if holder is None:
+            self._put(path, machine_id, lease)
+            return True
+        return holder == machine_id and self._lease_of.get(path) == lease
 
     async def release_lock(self, name: str, machine_id: str) -> None:
         if self._get(("locks", name)) == machine_id:

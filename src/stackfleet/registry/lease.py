@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Callable, Protocol
 
 import grpc
 from aetcd import rpc
 
+from ..agent import fence as fencing
 from .connection import RETRYABLE, EtcdConnection, EtcdUnavailable
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class LeaseKeeper:
         self.leases = leases
         self.ttl = ttl  # what the lease was granted with, once granted or adopted
         self.lease_id = 0
-        self.last_renewal_sent = 0.0  # time.monotonic() of the last renewal that etcd accepted
+        self.last_renewal_sent = 0.0  # fencing.fence_clock() of the last renewal that etcd accepted
         self._on_renewed = on_renewed
 
     @property
@@ -127,7 +127,7 @@ class LeaseKeeper:
         return self.last_renewal_sent + self.ttl
 
     async def grant(self) -> int:
-        sent = time.monotonic()
+        sent = fencing.fence_clock()
         self.lease_id = await self.leases.grant(self.ttl)
         self._renewed(sent)
         return self.lease_id
@@ -150,7 +150,7 @@ class LeaseKeeper:
         return True
 
     async def renew(self) -> None:
-        sent = time.monotonic()
+        sent = fencing.fence_clock()
         if await self.leases.refresh(self.lease_id, timeout=self.interval) <= 0:
             raise LeaseExpired(f"lease {self.lease_id:x} expired at etcd")
         self._renewed(sent)

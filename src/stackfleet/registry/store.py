@@ -9,10 +9,12 @@ import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
+from aetcd import rpc
 from aetcd import transactions as tx
 
 from .changes import Changes
 from .connection import EtcdConnection
+from .interface import MachineIdTaken
 from .keys import DEFAULT_PREFIX, KeySchema
 from .lease import EtcdLeases, LeaseKeeper
 from .records import (
@@ -32,6 +34,14 @@ EVENTS_KEPT = 2000
 Op = Any  # an aetcd transaction operation
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+class _LeaseOf(tx.BaseCompare):
+    """Compare a key's lease (aetcd has no such compare). A missing key has lease 0."""
+
+    def build_compare(self, compare: Any) -> None:
+        compare.target = rpc.Compare.LEASE
+        compare.lease = int(self.value)
 
 
 class Registry:
@@ -110,7 +120,21 @@ class Registry:
 
     # -- machines ----------------------------------------------------------
     async def register_machine(self, machine: MachineRecord, lease: int) -> None:
-        await self._put(self.keys.machine(machine.id), machine.encode(), lease)
+        key = self.keys.machine(machine.id)
+        put = [tx.Put(key, machine.encode(), lease=lease)]
+        for _ in range(10):
+            ok, responses = await self.conn.call(
+                lambda c: c.transaction(compare=[tx.Create(key) == 0], success=put, failure=[tx.Get(key)]))
+            if ok:
+                return
+            if not responses[0]:
+                continue  # its lease expired in between: create it again
+            _, holder = responses[0][0]
+            if holder.lease != lease:
+                raise MachineIdTaken(machine.id, MachineRecord.decode(holder.value))
+            if await self._txn([_LeaseOf(key) == lease], put):
+                return
+        raise RuntimeError(f"machine {machine.id}: its key kept changing under us")
 
     async def machines(self) -> dict[str, MachineRecord]:
         return {m.id: m for m in map(MachineRecord.decode, (await self._list(self.keys.machines())).values())}
@@ -197,8 +221,10 @@ class Registry:
         put = [tx.Put(key, value, lease=lease)]
         if await self._txn([tx.Create(key) == 0], put):
             return True
-        # Ours already (e.g. a restarted agent with a new lease): rebind it to the current lease.
-        return await self._txn([tx.Value(key) == value], put)
+        # Held already: ours only under this very lease (an agent restarted with the lease it
+        # adopted). A lock under another live lease is never rebound, even if it names our
+        # machine: that is a second agent with our id (see register_machine).
+        return await self._txn([tx.Value(key) == value, _LeaseOf(key) == lease], [])
 
     async def release_lock(self, name: str, machine_id: str) -> None:
         key = self.keys.lock(name)
