@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from stackfleet.registry.connection import EtcdConnection, EtcdUnavailable
-from stackfleet.registry.lease import LeaseExpired
-from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
 from stackfleet.registry.fake import FakeRegistry
 from stackfleet.registry.interface import MachineIdTaken, RegistryAPI
+from stackfleet.registry.lease import LeaseExpired
+from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
 from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry
 from stackfleet.registry.store import Registry
 

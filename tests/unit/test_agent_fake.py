@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
+from asyncwait import eventually
 from stackfleet.agent.agent import Agent, AgentConfig
 from stackfleet.registry.fake import FakeRegistry
 from stackfleet.registry.records import DesiredState, JobRecord, MachineRecord, ScheduleEntry, UnitState
 from stackfleet.runtime.base import UnitStatus
 from stackfleet.runtime.fake import FakeRuntime
-
-from asyncwait import eventually
 
 MACHINE = MachineRecord("m1", "compute-01", "10.0.0.1", {"role": "compute"})
 DB, NOVA = "db.service", "nova.service"

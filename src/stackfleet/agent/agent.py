@@ -32,10 +32,10 @@ from ..runtime.fence import write_fence
 from ..runtime.process import ProcessRuntime
 from ..runtime.spec import ServiceSpec
 from ..unit import UnitInvalid, parse_unit
-from . import reconcile as r
 from . import fence as fencing
-from .fence import FencePolicy
+from . import reconcile as r
 from .exitwatch import ExitWatch
+from .fence import FencePolicy
 from .statuswatch import StatusWatch
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Agent:
         self.config = config
         self.runtime = runtime
         self.machine_id = config.machine.id
-        self.keeper = registry.lease_keeper(config.ttl, on_renewed=self._on_renewed)
+        self.keeper = registry.lease_keeper(config.ttl, on_renewed=self._on_renewed, clock=fencing.fence_clock)
         self.schedule: dict[str, ScheduleEntry] = {}
         self.units: dict[str, r.UnitMemory] = {}
         self._specs: dict[str, ServiceSpec] = {}
@@ -190,7 +190,7 @@ class Agent:
                 self._fence(kill=step == "kill")
             try:
                 await asyncio.wait_for(self._renewed.wait(), r.next_fence_check(now, stop_at, kill_at))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _fence(self, kill: bool) -> None:
@@ -224,7 +224,7 @@ class Agent:
                 delay = AFTER_ERROR
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def reconcile(self) -> bool:
@@ -315,7 +315,8 @@ class Agent:
             except (UnitInvalid, ValueError) as err:
                 log.error("%s: cannot run it: %s", name, err)
                 return None
-            self._specs[key] = dataclasses.replace(spec, environment={**self._unit_environment(name), **spec.environment})
+            environment = {**self._unit_environment(name), **spec.environment}
+            self._specs[key] = dataclasses.replace(spec, environment=environment)
         return self._specs[key]
 
     def _unit_environment(self, name: str) -> dict[str, str]:

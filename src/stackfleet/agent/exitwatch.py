@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 
 class ExitWatch:

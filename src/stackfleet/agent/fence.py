@@ -23,7 +23,7 @@ class FencePolicy:
     grace: float  # begin a graceful stop this long before the kill
 
     @classmethod
-    def for_ttl(cls, ttl: float) -> "FencePolicy":
+    def for_ttl(cls, ttl: float) -> FencePolicy:
         return cls(ttl=ttl, margin=max(0.5, ttl * 0.2), grace=max(0.5, ttl * 0.2))
 
     def kill_at(self, renewal_sent: float) -> float:

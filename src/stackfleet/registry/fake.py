@@ -11,8 +11,9 @@ import asyncio
 import dataclasses
 import itertools
 import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from .changes import Changes
 from .connection import EtcdUnavailable
@@ -116,8 +117,9 @@ class FakeRegistry:
     async def close(self) -> None:
         pass
 
-    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None) -> LeaseKeeper:
-        return LeaseKeeper(self.leases, ttl, on_renewed=on_renewed)
+    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> LeaseKeeper:
+        return LeaseKeeper(self.leases, ttl, on_renewed=on_renewed, clock=clock)
 
     def grant_lease(self, ttl: int) -> int:
         lease = next(self._ids)

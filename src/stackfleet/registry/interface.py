@@ -7,7 +7,9 @@ commit_as_leader.
 """
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from .changes import Changes
 from .lease import LeaseKeeper
@@ -38,7 +40,8 @@ class RegistryAPI(Protocol):
 
     async def close(self) -> None: ...
 
-    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None) -> LeaseKeeper: ...
+    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> LeaseKeeper: ...
 
     # machines, jobs and bodies
     async def register_machine(self, machine: MachineRecord, lease: int) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from aetcd import rpc
 from aetcd import transactions as tx
@@ -50,13 +51,13 @@ class Registry:
         self.keys = KeySchema(prefix)
 
     @classmethod
-    def open(cls, endpoints: list[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0) -> "Registry":
+    def open(cls, endpoints: list[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0) -> Registry:
         return cls(EtcdConnection(endpoints, timeout=timeout), prefix)
 
     async def close(self) -> None:
         await self.conn.close()
 
-    async def __aenter__(self) -> "Registry":
+    async def __aenter__(self) -> Registry:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -115,8 +116,9 @@ class Registry:
     def prefix(self) -> str:
         return self.keys.prefix
 
-    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None) -> LeaseKeeper:
-        return LeaseKeeper(EtcdLeases(self.conn), ttl, on_renewed=on_renewed)
+    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> LeaseKeeper:
+        return LeaseKeeper(EtcdLeases(self.conn), ttl, on_renewed=on_renewed, clock=clock)
 
     # -- machines ----------------------------------------------------------
     async def register_machine(self, machine: MachineRecord, lease: int) -> None:
@@ -263,7 +265,8 @@ class Registry:
         """Become leader if nobody is; returns the leader key's create revision, or None."""
         key = self.keys.leader()
         ok, _ = await self.conn.call(
-            lambda c: c.transaction(compare=[tx.Create(key) == 0], success=[tx.Put(key, name.encode(), lease=lease)], failure=[])
+            lambda c: c.transaction(compare=[tx.Create(key) == 0],
+                                    success=[tx.Put(key, name.encode(), lease=lease)], failure=[])
         )
         if not ok:
             return None
@@ -311,7 +314,8 @@ class Registry:
         """Store value unless the key exists; return what is stored (first writer wins)."""
         k = self.keys.setting(key)
         ok, responses = await self.conn.call(
-            lambda c: c.transaction(compare=[tx.Create(k) == 0], success=[tx.Put(k, value.encode())], failure=[tx.Get(k)])
+            lambda c: c.transaction(compare=[tx.Create(k) == 0], success=[tx.Put(k, value.encode())],
+                                    failure=[tx.Get(k)])
         )
         return value if ok else responses[0][0][0].decode()
 
