@@ -74,7 +74,8 @@ async def openstack_rounds(count: int) -> dict[str, list[float]]:
     link = EtcdClusterLink(registry, key_file(shared))
     columns: dict[str, list[float]] = {}
     try:
-        stackfleet("start", "--no-block", *(str(UNITS / r) for r in ("controller.service", "network.service", "compute.service")))
+        roles = ("controller.service", "network.service", "compute.service")
+        stackfleet("start", "--no-block", *(str(UNITS / r) for r in roles))
         address = await wait_controller_ready(link, 600)
         record = shared_record(shared)
         if not record.exists():
@@ -87,7 +88,8 @@ async def openstack_rounds(count: int) -> dict[str, list[float]]:
             rows = moved.rows() + [("all data verified", time.monotonic() - moved.fault_at)]
             for label, seconds in rows:
                 columns.setdefault(label, []).append(seconds)
-            print(f"round {i + 1}: {moved.victim} -> {moved.machine}: " + ", ".join(f"{k} {v:.1f}" for k, v in rows), flush=True)
+            print(f"round {i + 1}: {moved.victim} -> {moved.machine}: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in rows), flush=True)
             ops.up_machine(root, moved.victim)
             victim_id = next(m.machine_id for m in lab.machines if m.name == moved.victim)
             while victim_id not in await registry.machines():
@@ -104,7 +106,8 @@ def summary(label: str, values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--openstack", action="store_true", help="fail over the OpenStack controller (at least 3 rounds)")
+    parser.add_argument("--openstack", action="store_true",
+                        help="fail over the OpenStack controller (at least 3 rounds)")
     args = parser.parse_args()
     if load_lab(default_root()) is None:
         stackfleet("lab", "up")
@@ -114,8 +117,8 @@ def main() -> int:
         for label, values in columns.items():
             print(summary(label, values))
         worst = max(columns["all data verified"])
-        print(f"target: every API answers with all data within 30 s of the machine dying: {'met' if worst <= 30 else 'MISSED'} "
-              f"(worst {worst:.1f} s)")
+        print("target: every API answers with all data within 30 s of the machine dying: "
+              f"{'met' if worst <= 30 else 'MISSED'} (worst {worst:.1f} s)")
         return 0
     results = asyncio.run(rounds(args.rounds))
     print(f"\n{'seconds after the halt':<28} {'min':>7} {'median':>7} {'max':>7}")

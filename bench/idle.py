@@ -30,10 +30,11 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from stackfleet.lab import client, nsprocs, ops, processes
 from stackfleet.lab.state import LabInfo, default_root, load_lab
@@ -295,7 +296,8 @@ def print_report(result: dict[str, Any]) -> None:
         print("\netcd leader SIGKILLed: seconds until")
         print(f"  {'member':<16} {'new leader':>10} {'write ok':>10}")
         for k in kills:
-            print(f"  {k['killed']:<16} {k['new_leader_s'] or float('nan'):>10.3f} {k['write_ok_s'] or float('nan'):>10.3f}")
+            leader, write = k["new_leader_s"] or float("nan"), k["write_ok_s"] or float("nan")
+            print(f"  {k['killed']:<16} {leader:>10.3f} {write:>10.3f}")
 
 
 def main() -> int:

@@ -44,11 +44,13 @@ async def run_size(machines: int, units: int, ttl: int) -> dict[str, float]:
         lease = await registry.lease_keeper(120).grant()
         machine_ops = []
         for i in range(machines):
-            m = MachineRecord(f"{i:032x}", f"fake-{i:04d}", f"10.255.{i // 250}.{i % 250}", {"role": ROLES[i % len(ROLES)]})
+            m = MachineRecord(f"{i:032x}", f"fake-{i:04d}", f"10.255.{i // 250}.{i % 250}",
+                              {"role": ROLES[i % len(ROLES)]})
             machine_ops.append(tx.Put(registry.keys.machine(m.id), m.encode(), lease=lease))
         await registry.put_many(machine_ops, chunk=1000)
         engine = subprocess.Popen(
-            [sys.executable, "-m", "stackfleet.cli.main", "engine", "--endpoint", etcd.endpoint, "--name", "bench", "--ttl", str(ttl)],
+            [sys.executable, "-m", "stackfleet.cli.main", "engine",
+             "--endpoint", etcd.endpoint, "--name", "bench", "--ttl", str(ttl)],
             stdout=subprocess.DEVNULL, stderr=open(etcd.data_dir / "engine.log", "wb"),
         )
         try:
@@ -115,7 +117,8 @@ def main() -> int:
     parser.add_argument("--ttl", type=int, default=10)
     args = parser.parse_args()
     sizes = [(m, u) for m in (args.machines or [100, 1000]) for u in (args.units or [1000, 10000])]
-    print(f"{'machines':>8} {'units':>6} {'submit s':>9} {'placed s':>9} {'launched s':>10} {'placements/s':>13} {'etcd req/placement':>19}")
+    print(f"{'machines':>8} {'units':>6} {'submit s':>9} {'placed s':>9} {'launched s':>10} "
+          f"{'placements/s':>13} {'etcd req/placement':>19}")
     ok = True
     for machines, units in sizes:
         r = asyncio.run(run_size(machines, units, args.ttl))
@@ -123,7 +126,8 @@ def main() -> int:
               f"{r['placements_per_s']:>13.0f} {r['requests_per_placement']:>19.3f}", flush=True)
         if machines >= 1000 and units >= 10000:
             ok = r["launched_s"] < GOAL_SECONDS
-            print(f"goal: 1,000 machines x 10,000 units launched in < {GOAL_SECONDS:.0f} s: {'met' if ok else 'MISSED'}")
+            print(f"goal: 1,000 machines x 10,000 units launched in < {GOAL_SECONDS:.0f} s: "
+                  f"{'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 
 

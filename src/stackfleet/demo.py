@@ -45,8 +45,8 @@ def sh(*argv: str, check: bool = True) -> int:
 
 
 def run_workflow(command: str, record: Path, env: dict[str, str], *extra: str) -> str:
-    print(f"$ .venv-openstack/bin/python -m stackfleet.openstack.workflow {command} {record} {' '.join(extra)}".rstrip(),
-          flush=True)
+    print(f"$ .venv-openstack/bin/python -m stackfleet.openstack.workflow {command} {record} "
+          f"{' '.join(extra)}".rstrip(), flush=True)
     done = workflow(command, record, env, *extra)
     print(done.stdout, end="", flush=True)
     if done.returncode != 0:
@@ -91,7 +91,8 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     step("Start the OpenStack roles from their unit files")
     started = time.monotonic()
     sh("start", "--no-block", *(str(REPO / "units" / r) for r in ROLE_UNITS))
-    address = await wait_controller_ready(link, READY_TIMEOUT, progress=lambda s: print(f"  controller {s}", flush=True))
+    address = await wait_controller_ready(link, READY_TIMEOUT,
+                                          progress=lambda s: print(f"  controller {s}", flush=True))
     print(f"the cloud answers at {address} after {time.monotonic() - started:.0f} s")
     sh("list-units")
     sh("config", "show")
@@ -104,7 +105,10 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     seeded = json.loads(record.read_text())
 
     step("Pull the power of the machine that runs controller.service")
-    moved = await fail_over_controller(registry, link, lambda name: sh("lab", "halt", name))
+    def halt(name: str) -> None:
+        sh("lab", "halt", name)
+
+    moved = await fail_over_controller(registry, link, halt)
     sh("list-units")
 
     step(f"The same cloud, from {moved.machine}")

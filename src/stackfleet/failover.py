@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 from .registry.connection import EtcdUnavailable
 from .registry.store import Registry
@@ -42,7 +43,7 @@ async def wait_active(registry: Registry, unit: str, timeout: float) -> str:
     """The machine id where the unit is active, waiting up to timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        machines = await patiently(lambda: where_active(registry, unit), [])
+        machines: list[str] = await patiently(lambda: where_active(registry, unit), [])
         if machines:
             return machines[0]
         await asyncio.sleep(POLL * 5)
@@ -55,14 +56,19 @@ async def measure_failover(registry: Registry, unit: str, old_machine: str, faul
     deadline = fault_at + timeout
     while time.monotonic() < deadline:
         now = time.monotonic() - fault_at
-        if not detected and old_machine not in await patiently(registry.machines, {old_machine: None}):
-            detected = now
+        # a failed read keeps the old machine present and nothing placed: "not yet"
+        if not detected:
+            present: Mapping[str, object] = await patiently(registry.machines, {old_machine: None})
+            if old_machine not in present:
+                detected = now
         if not placed:
-            entries = (await patiently(registry.schedule, {})).get(unit, {})
+            schedule: Mapping[str, Mapping[str, object]] = await patiently(registry.schedule, {})
+            entries = schedule.get(unit, {})
             if any(m != old_machine for m in entries):
                 placed = now
         if placed:
-            active = [m for m in await patiently(lambda: where_active(registry, unit), []) if m != old_machine]
+            where: list[str] = await patiently(lambda: where_active(registry, unit), [])
+            active = [m for m in where if m != old_machine]
             if active:
                 return FailoverTiming(detected or now, placed, now, active[0])
         await asyncio.sleep(POLL)

@@ -131,4 +131,4 @@ def _alt_names(addresses: list[str]) -> list[x509.GeneralName]:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)

@@ -17,8 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.guest.probe import (DHCP_PORT_IP, GATEWAY, GUEST_IP, HOSTNAME, METADATA_IP, MTU, Guest,
-                               ProbeNet, Ssh, missing_tools)
+from tests.guest.probe import (
+    DHCP_PORT_IP,
+    GATEWAY,
+    GUEST_IP,
+    HOSTNAME,
+    METADATA_IP,
+    MTU,
+    Guest,
+    ProbeNet,
+    Ssh,
+    missing_tools,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE = Path(os.environ.get("STACKFLEET_GUEST_IMAGE", REPO_ROOT / ".guest"))

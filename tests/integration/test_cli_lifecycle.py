@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -22,8 +22,8 @@ class Cluster:
 
     def spawn(self, *args: str) -> None:
         log = open(self.root / f"{len(self.procs)}.log", "wb")
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "stackfleet.cli.main", "--endpoint", self.etcd.endpoint, *args],
-                                           stdout=log, stderr=subprocess.STDOUT))
+        argv = [sys.executable, "-m", "stackfleet.cli.main", "--endpoint", self.etcd.endpoint, *args]
+        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "stackfleet.cli.main", "--endpoint", self.etcd.endpoint, *args],
@@ -42,8 +42,9 @@ def cluster(etcd: LocalEtcd, tmp_path: Path) -> Iterator[Cluster]:
     c.spawn("engine", "--name", "e1", "--ttl", "3")
     for i in (1, 2):
         state = tmp_path / f"m{i}"
-        c.spawn("agent", "--machine-id", f"{i:032x}", "--name", f"m{i}", "--metadata", f"role={'web' if i == 1 else 'db'}",
-                "--public-ip", f"127.0.0.{i}", "--state-dir", str(state), "--shared-dir", str(tmp_path), "--ttl", "3")
+        c.spawn("agent", "--machine-id", f"{i:032x}", "--name", f"m{i}",
+                "--metadata", f"role={'web' if i == 1 else 'db'}", "--public-ip", f"127.0.0.{i}",
+                "--state-dir", str(state), "--shared-dir", str(tmp_path), "--ttl", "3")
     deadline = time.monotonic() + 20
     while c.cli("list-machines", "--no-legend").stdout.count("\n") < 2:
         assert time.monotonic() < deadline, "agents did not register"
@@ -88,7 +89,8 @@ def rows(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
 
 
 def test_submit_load_start_stop_unload_destroy(cluster: Cluster, tmp_path: Path) -> None:
-    path = unit(tmp_path, "hello.service", "ExecStart=/bin/sh -c 'echo hello from $STACKFLEET_MACHINE_NAME; exec sleep 600'")
+    path = unit(tmp_path, "hello.service",
+                "ExecStart=/bin/sh -c 'echo hello from $STACKFLEET_MACHINE_NAME; exec sleep 600'")
     assert cluster.cli("submit", str(path)).returncode == 0
     assert rows(cluster.cli("list-unit-files"))[0][2:4] == ["inactive", "inactive"]
     assert rows(cluster.cli("list-units")) == []
@@ -133,7 +135,8 @@ def test_replace_restarts_the_unit_with_its_new_body(cluster: Cluster, tmp_path:
 
 def test_template_instances_and_metadata_placement(cluster: Cluster, tmp_path: Path) -> None:
     unit(tmp_path, "db@.service", "ExecStart=/bin/sh -c 'echo instance %i; exec sleep 600'", role="db")
-    started = cluster.cli("start", "--block-attempts", "20", str(tmp_path / "db@1.service"), str(tmp_path / "db@2.service"))
+    started = cluster.cli("start", "--block-attempts", "20",
+                          str(tmp_path / "db@1.service"), str(tmp_path / "db@2.service"))
     assert started.returncode == 0, started.stderr
     listed = rows(cluster.cli("list-units"))
     assert [r[0] for r in listed] == ["db@1.service", "db@2.service"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from stackfleet.registry.connection import EtcdConnection, EtcdUnavailable
+from stackfleet.registry.fake import FakeRegistry
+from stackfleet.registry.interface import MachineIdTaken, RegistryAPI
 from stackfleet.registry.lease import LeaseExpired
 from stackfleet.registry.localetcd import LocalEtcd, LocalEtcdCluster, free_port
-from stackfleet.registry.fake import FakeRegistry
-from stackfleet.registry.interface import RegistryAPI
 from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry
 from stackfleet.registry.store import Registry
 
@@ -66,9 +66,11 @@ def test_lock_is_exclusive_and_follows_the_lease(etcd: LocalEtcd) -> None:
             b = (await r.conn.call(lambda c: c.lease(30))).id
             assert await r.acquire_lock("x.service", "ma", a)
             assert not await r.acquire_lock("x.service", "mb", b)
-            assert await r.acquire_lock("x.service", "ma", b)  # same machine, new lease: rebinds
-            await r.conn.call(lambda c: c.revoke_lease(b))
-            assert await r.acquire_lock("x.service", "mb", a)
+            assert await r.acquire_lock("x.service", "ma", a)  # ours under this lease already
+            # Our machine id under another live lease is a second agent with our id: never rebound.
+            assert not await r.acquire_lock("x.service", "ma", b)
+            await r.conn.call(lambda c: c.revoke_lease(a))
+            assert await r.acquire_lock("x.service", "mb", b)
 
     run(body())
 
@@ -312,3 +314,47 @@ def test_typed_watches_decode_records_alike_on_etcd_and_on_the_fake(etcd: LocalE
     assert real[4] == {"d.service": "waiting"}
     assert real[5] == {"": "e1"}
     assert real[6] == {"": '{"address": "10.0.0.1"}'}
+
+
+async def _machine_ids_and_locks(r: RegistryAPI) -> list[object]:
+    """One machine id, two live leases (a cloned /etc/machine-id): the second is refused, for the
+    machine key and for the locks, until the first lease is gone. What each step returned."""
+    first, second = r.lease_keeper(30), r.lease_keeper(30)
+    a, b = await first.grant(), await second.grant()
+    m, clone = MachineRecord("m1", "one", "10.0.0.1"), MachineRecord("m1", "clone", "10.0.0.2")
+    seen: list[object] = []
+    await r.register_machine(m, a)
+    try:
+        await r.register_machine(clone, b)
+    except MachineIdTaken as err:
+        seen.append(("refused", err.machine_id, err.holder))
+    await r.register_machine(MachineRecord("m1", "one", "10.0.0.9"), a)  # its own lease: updated
+    seen.append(await r.machines())
+    seen.append(await r.acquire_lock("x.service", "m1", a))
+    seen.append(await r.acquire_lock("x.service", "m1", b))  # our id, another live lease: never
+    seen.append(await r.acquire_lock("x.service", "m1", a))
+    await first.revoke()
+    seen.append((await r.machines(), await r.locks()))  # both went with the lease
+    await r.register_machine(clone, b)
+    seen.append(await r.acquire_lock("x.service", "m1", b))
+    seen.append((await r.machines(), await r.locks()))
+    await second.revoke()
+    return seen
+
+
+def test_a_duplicated_machine_id_is_refused_alike_on_etcd_and_on_the_fake(etcd: LocalEtcd) -> None:
+    async def both() -> tuple[list[object], list[object]]:
+        async with Registry.open([etcd.endpoint]) as r:
+            real = await _machine_ids_and_locks(r)
+        return real, await _machine_ids_and_locks(FakeRegistry())
+
+    real, fake = run(both())
+    assert real == fake
+    assert real == [
+        ("refused", "m1", MachineRecord("m1", "one", "10.0.0.1")),
+        {"m1": MachineRecord("m1", "one", "10.0.0.9")},
+        True, False, True,
+        ({}, {}),
+        True,
+        ({"m1": MachineRecord("m1", "clone", "10.0.0.2")}, {"x.service": "m1"}),
+    ]

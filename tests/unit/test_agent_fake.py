@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
+from asyncwait import eventually
 from stackfleet.agent.agent import Agent, AgentConfig
 from stackfleet.registry.fake import FakeRegistry
 from stackfleet.registry.records import DesiredState, JobRecord, MachineRecord, ScheduleEntry, UnitState
 from stackfleet.runtime.base import UnitStatus
 from stackfleet.runtime.fake import FakeRuntime
-
-from asyncwait import eventually
 
 MACHINE = MachineRecord("m1", "compute-01", "10.0.0.1", {"role": "compute"})
 DB, NOVA = "db.service", "nova.service"
@@ -186,5 +185,62 @@ def test_an_adopted_lease_fences_by_the_ttl_it_was_granted_with(tmp_path: Path) 
             fence = read_fence(cfg.fence_file)
             assert fence is not None
             assert fence == FencePolicy.for_ttl(7).fence(a.keeper.last_renewal_sent)
+
+    run(test)
+
+
+def test_an_idle_agent_makes_no_reconcile_passes_until_something_changes(tmp_path: Path) -> None:
+    runtime = FakeRuntime(tmp_path)
+
+    async def test(registry: FakeRegistry) -> None:
+        async with agent(registry, config(tmp_path), runtime) as a:
+            passes = 0
+            reconcile = a.reconcile
+
+            async def counted() -> bool:
+                nonlocal passes
+                passes += 1
+                return await reconcile()
+            a.reconcile = counted  # type: ignore[method-assign]
+            await schedule(registry, DB, "h1")
+            await eventually(active(runtime, DB))
+            await asyncio.sleep(0.5)  # the follow-up passes after the launch are over
+            settled = passes
+            await asyncio.sleep(1.5)  # several lease renewals, no change
+            assert passes == settled  # the old loop made a pass every 0.2 s
+            await schedule(registry, DB, "h1", desired="loaded")  # a schedule event wakes it at once
+            await eventually(lambda: _true(runtime.status(DB).active == "inactive"), timeout=1)
+
+    run(test)
+
+
+def test_a_second_agent_with_the_same_machine_id_refuses_to_run(tmp_path: Path) -> None:
+    from stackfleet.registry.interface import MachineIdTaken
+
+    runtime = FakeRuntime(tmp_path / "first")
+    clone_runtime = FakeRuntime(tmp_path / "clone")
+    clone_machine = MachineRecord(MACHINE.id, "clone-01", "10.0.0.2", MACHINE.metadata)
+    clone_config = AgentConfig(clone_machine, tmp_path / "clone", tmp_path / "shared", ["http://127.0.0.1:2379"], ttl=2)
+
+    async def test(registry: FakeRegistry) -> None:
+        async with agent(registry, config(tmp_path), runtime) as first:
+            await schedule(registry, DB, "h1")
+            await eventually(active(runtime, DB))
+            clone = Agent(registry, clone_config, clone_runtime)
+            try:
+                await asyncio.wait_for(clone.run(), 5)
+            except MachineIdTaken as err:
+                message = str(err)
+            else:
+                raise AssertionError("the clone ran")
+            assert MACHINE.id in message and "compute-01 at 10.0.0.1" in message
+            assert "systemd-machine-id-setup" in message
+            assert clone.keeper.lease_id == 0  # its fresh lease was revoked
+            assert clone_runtime.started == []
+            await asyncio.sleep(0.5)
+            assert runtime.status(DB).active == "active" and len(runtime.started) == 1
+            assert await registry.locks() == {DB: MACHINE.id}
+            assert registry._lease_of[("locks", DB)] == first.keeper.lease_id
+            assert (await registry.machines())[MACHINE.id] == MACHINE
 
     run(test)

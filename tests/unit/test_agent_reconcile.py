@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from stackfleet.agent.reconcile import (
+    AwaitSupervisor,
     ClearState,
     Forget,
     ForgetLaunch,
@@ -19,6 +20,7 @@ from stackfleet.agent.reconcile import (
     Unfence,
     UnitMemory,
     fence_steps,
+    next_fence_check,
     fence_unit,
     lifts_fence,
     may_start,
@@ -61,6 +63,12 @@ CASES: list[tuple[str, ScheduleEntry | None, UnitStatus | None, UnitMemory, bool
     ("stopped with the old body: launch the new one", LOCKED, status("inactive"), mem(launched_hash="h1"), False,
      [Launch(LOCKED), Report(LOCKED)]),
     ("failed after a launch of this body: left alone", LOCKED, status("failed"), mem(launched_hash="h2"), False,
+     [Report(LOCKED)]),
+    ("ended but its shim has not exited: wait for it before a launch", LOCKED,
+     status("inactive", shim_alive=True), mem(launched_hash="h1"), False, [AwaitSupervisor()]),
+    ("ended but its shim has not exited: wait for it before a removal", None,
+     status("failed", shim_alive=True), mem(reported=REPORTED), False, [AwaitSupervisor()]),
+    ("running with a live shim: only report", LOCKED, status(shim_alive=True), mem(launched_hash="h2"), False,
      [Report(LOCKED)]),
     ("orphaned processes are killed before anything else", LOCKED, status("inactive", orphaned=True),
      UnitMemory(), False, [Kill()]),
@@ -135,6 +143,11 @@ def test_fence_unit(memory: UnitMemory, kill: bool, running: bool, tasks: list[T
 ])
 def test_fence_steps(now: float, fenced: bool, steps: list[str]) -> None:
     assert fence_steps(now, stop_at=5.0, kill_at=7.0, fenced=fenced) == steps
+
+
+@pytest.mark.parametrize("now, sleep", [(1.0, 4.0), (5.0, 2.0), (6.5, 0.5), (7.0, None), (9.0, None)])
+def test_the_watchdog_sleeps_until_the_next_fence_deadline(now: float, sleep: float | None) -> None:
+    assert next_fence_check(now, stop_at=5.0, kill_at=7.0) == sleep
 
 
 @pytest.mark.parametrize(("fenced", "now", "lifted"), [(True, 4.0, True), (True, 5.0, False), (False, 4.0, False)])

@@ -17,7 +17,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "units" / "examples"
 
 
 def stackfleet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stackfleet.cli.main", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "stackfleet.cli.main", *args],
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_verify_accepts_the_examples_and_prints_constraints_as_json() -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from asyncwait import eventually
 from stackfleet.engine.service import Engine
 from stackfleet.registry.fake import FakeRegistry
 from stackfleet.registry.records import JobRecord, MachineRecord, ScheduleEntry
 from stackfleet.unit.model import Constraints
-
-from asyncwait import eventually
 
 CONTROLLER = Constraints(machine_metadata={"role": frozenset({"controller"})})
 COMPUTE = Constraints(global_=True, machine_metadata={"role": frozenset({"compute"})})
@@ -35,12 +34,15 @@ async def engines(registry: FakeRegistry, *names: str) -> AsyncIterator[list[Eng
 
 async def join(registry: FakeRegistry, machine_id: str, role: str) -> int:
     lease = registry.grant_lease(60)
-    await registry.register_machine(MachineRecord(machine_id, machine_id, f"10.0.0.{len(machine_id)}", {"role": role}), lease)
+    machine = MachineRecord(machine_id, machine_id, f"10.0.0.{len(machine_id)}", {"role": role})
+    await registry.register_machine(machine, lease)
     return lease
 
 
-async def submit(registry: FakeRegistry, name: str, body_hash: str, constraints: Constraints, replace: bool = False) -> None:
-    await registry.submit(JobRecord(name, body_hash, "launched", constraints.to_json()), f"[Service]\n# {body_hash}\n", replace)
+async def submit(registry: FakeRegistry, name: str, body_hash: str, constraints: Constraints,
+                 replace: bool = False) -> None:
+    job = JobRecord(name, body_hash, "launched", constraints.to_json())
+    await registry.submit(job, f"[Service]\n# {body_hash}\n", replace)
 
 
 async def placed(registry: FakeRegistry, unit: str) -> dict[str, ScheduleEntry]:

@@ -34,7 +34,7 @@ def test_other_roles_run_only_an_agent() -> None:
     assert [p.name for p in specs] == ["agent"]
     argv = specs[0].argv
     assert argv[:2] == ("/venv/bin/stackfleet", "agent")
-    options = dict(zip(argv[2::2], argv[3::2]))
+    options = dict(zip(argv[2::2], argv[3::2], strict=True))
     assert options == {
         "--machine-id": "0123456789abcdef0123456789abcdef",
         "--name": "compute-01",
@@ -72,6 +72,6 @@ def test_etcd_member_flags(existing: bool, state: str) -> None:
     assert "--listen-client-urls=http://192.168.10.12:2379,http://127.0.0.1:2379" in argv
     assert "--listen-peer-urls=http://192.168.10.12:2380" in argv
     assert "--initial-cluster-token=stackfleet-lab-abc" in argv
-    for flag in ("--pre-vote=true", "--heartbeat-interval=20", "--election-timeout=200",
+    for flag in ("--pre-vote=true", "--heartbeat-interval=100", "--election-timeout=1000",
                  "--max-txn-ops=1024", "--auto-compaction-retention=1h"):
         assert flag in argv

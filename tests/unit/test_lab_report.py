@@ -27,4 +27,4 @@ def test_status_table_has_a_row_per_machine_and_a_total() -> None:
     assert lines[2].split() == ["compute-01", "compute", "192.168.10.31", "halted", "0", "0", "B"]
     assert lines[3].split() == ["TOTAL", "2", "30.0", "MiB"]
     # columns line up: every row starts its STATE column at the same offset
-    assert len({line.index(word) for line, word in zip(lines[1:3], ("running", "halted"))}) == 1
+    assert len({line.index(word) for line, word in zip(lines[1:3], ("running", "halted"), strict=True)}) == 1

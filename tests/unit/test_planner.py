@@ -1,7 +1,7 @@
 """plan(): one example per placement rule and per reason text, plus apply() and the planning order."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from stackfleet.engine.model import (
     Action,
@@ -277,7 +277,8 @@ def test_machine_of_a_global_unit_picks_one_of_its_machines() -> None:
 def test_machine_of_cycle_waits_without_flapping() -> None:
     s = snap(machines("m1"), job("a", machine_of=("b",)), job("b", machine_of=("a",)))
     actions, _ = settle(s)
-    assert actions == [RecordReason("a", "MachineOf=b is not scheduled"), RecordReason("b", "MachineOf=a is not scheduled")]
+    assert actions == [RecordReason("a", "MachineOf=b is not scheduled"),
+                       RecordReason("b", "MachineOf=a is not scheduled")]
 
 
 def test_unit_waiting_for_a_machine_that_a_later_unit_frees_is_placed_in_the_same_plan() -> None:
@@ -352,7 +353,8 @@ def test_replaced_unit_with_nowhere_else_to_go() -> None:
     s = snap(machines("m1"), job("new", replaces=("old",)), job("old"), schedule={"old": {"m1": "launched"}})
     actions, _ = settle(s)
     assert actions == [Unschedule("old", "m1", "replaced by new"), Schedule("new", "m1", "launched"),
-                       RecordReason("old", "the only machine that fits its other constraints runs a unit that replaces it")]
+                       RecordReason("old",
+                                    "the only machine that fits its other constraints runs a unit that replaces it")]
 
 
 def test_replacing_unit_ignores_the_replaced_units_conflicts() -> None:

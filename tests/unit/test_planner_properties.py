@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Mapping
+from collections.abc import Mapping
 from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stackfleet.engine.model import Job, Machine, Schedule, Snapshot, apply
 from stackfleet.engine import planner
+from stackfleet.engine.model import Job, Machine, Schedule, Snapshot, apply
 from stackfleet.engine.planner import plan, planning_order
 from stackfleet.unit.model import Constraints
 from stackfleet.unit.patterns import glob_matches

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from stackfleet.unit import (UnitInvalid, check_unit_set, instantiate, load_unit_file, parse_unit,
-                             verify_json, verify_paths)
-
+from stackfleet.unit import (
+    UnitInvalid,
+    check_unit_set,
+    instantiate,
+    load_unit_file,
+    parse_unit,
+    verify_json,
+    verify_paths,
+)
 from test_unit_support import SERVICE
 
 TEMPLATE = """\

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from stackfleet.unit import Constraints, glob_matches, parse_unit
-
 from test_unit_support import SERVICE, fleet_error, fleet_errors, fleet_unit
 
 

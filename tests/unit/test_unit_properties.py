@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stackfleet.unit import Constraints, UnitInvalid, parse_unit, parse_unit_name
-
 from test_unit_support import SERVICE
 
 WORD = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=8)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from stackfleet.unit import check_unit_set, load_unit_file, parse_unit, verify_paths
-
 from test_unit_support import SERVICE, one_error
 
 LONG = "x" * 2048

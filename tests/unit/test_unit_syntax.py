@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from stackfleet.unit import UnitError, UnitInvalid, parse_unit
-
 from test_unit_support import errors_of, one_error
 
 

@@ -14,7 +14,6 @@ from stackfleet.runtime.spec import SERVICE_TYPES, ServiceSpec
 from stackfleet.unit import check_unit_set, parse_unit, unit_warnings, verify_paths
 from stackfleet.unit.schema import TYPE_VALUES
 from stackfleet.unit.support import DIRECTIVES, Support
-
 from test_unit_support import SERVICE
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,6 +5,14 @@ Safety: an exclusive unit is started only while this machine holds the unit's
 lease-bound lock, and it is stopped before that lease can expire (see fence.py).
 The shims enforce the same deadline on their own, so a dead or hung agent cannot
 leave an exclusive unit running past it.
+
+Nothing polls on a fixed short period. The watchdog sleeps until the next fence deadline
+(a renewal moves it, so a renewal wakes it). A reconcile pass runs when the schedule
+changes, a renewal lifts the fence, a unit's status file changes (inotify, see
+statuswatch.py) or its shim exits (pidfd, exitwatch.py). A pass that acted on the runtime
+looks again shortly after, because some changes announce nothing (killed orphans, runtimes
+without status files, a lock that another machine still holds). A slow safety pass covers
+events that were missed.
 """
 from __future__ import annotations
 
@@ -12,24 +20,33 @@ import asyncio
 import dataclasses
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..registry.connection import EtcdUnavailable
-from ..registry.interface import RegistryAPI
+from ..registry.interface import MachineIdTaken, RegistryAPI
 from ..registry.lease import LeaseExpired
 from ..registry.records import MachineRecord, ScheduleEntry
 from ..runtime.base import Runtime
 from ..runtime.fence import write_fence
+from ..runtime.process import ProcessRuntime
 from ..runtime.spec import ServiceSpec
 from ..unit import UnitInvalid, parse_unit
+from . import fence as fencing
 from . import reconcile as r
+from .exitwatch import ExitWatch
 from .fence import FencePolicy
+from .statuswatch import StatusWatch
 
 log = logging.getLogger(__name__)
 
-RECONCILE_EVERY = 0.2
+# After a pass that acted on the runtime or waits for a lock: the next look, as the 0.2 s
+# passes did before; only while something is in motion.
+FOLLOW_UP = 0.2
+AFTER_ERROR = 0.5
+# With nothing in motion, a pass this often in case an event was missed: an inotify queue
+# overflow, a shim that died without writing its status, a status written before its watch.
+SAFETY_PASS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,13 +76,16 @@ class Agent:
         self.config = config
         self.runtime = runtime
         self.machine_id = config.machine.id
-        self.keeper = registry.lease_keeper(config.ttl, on_renewed=self._on_renewed)
+        self.keeper = registry.lease_keeper(config.ttl, on_renewed=self._on_renewed, clock=fencing.fence_clock)
         self.schedule: dict[str, ScheduleEntry] = {}
         self.units: dict[str, r.UnitMemory] = {}
         self._specs: dict[str, ServiceSpec] = {}
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # a reconcile pass is due
+        self._renewed = asyncio.Event()  # the fence deadline moved
         self._schedule_known = asyncio.Event()  # no reconcile before the first full listing
         self.fenced = False
+        self._status_watch: StatusWatch | None = None
+        self._exit_watch: ExitWatch | None = None
 
     @property
     def policy(self) -> FencePolicy:
@@ -78,7 +98,24 @@ class Agent:
         self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
         self._adopt_local_units()
         await self._rejoin()
-        await asyncio.gather(self._keep_lease(), self._watch_schedule(), self._reconcile_loop(), self._fence_watchdog())
+        self._exit_watch = ExitWatch(self._units_changed)
+        # Status files exist only in the process runtime; other runtimes rely on follow-ups.
+        if isinstance(self.runtime, ProcessRuntime):
+            runtime = self.runtime
+            self._status_watch = StatusWatch(lambda name: runtime.journal_path(name).parent, self._units_changed)
+            self._status_watch.start()
+        tasks = [asyncio.create_task(loop) for loop in
+                 (self._keep_lease(), self._watch_schedule(), self._reconcile_loop(), self._fence_watchdog())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # one failed (MachineIdTaken on a rejoin) or we were cancelled: end them all
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._exit_watch.close()
+            if self._status_watch:
+                self._status_watch.close()
+                self._status_watch = None
 
     def _adopt_local_units(self) -> None:
         """Units a previous agent process left running are ours to keep or clean up."""
@@ -92,22 +129,34 @@ class Agent:
 
     async def _join(self) -> None:
         previous = _read_int(self.config.lease_file)
-        if previous and await self.keeper.adopt(previous):
+        adopted = bool(previous) and await self.keeper.adopt(previous)
+        if adopted:
             log.info("kept lease %x of the previous agent process", previous)
         else:
             await self.keeper.grant()
             self.config.lease_file.write_text(str(self.keeper.lease_id))
-        await self.registry.register_machine(self.config.machine, self.keeper.lease_id)
+        try:
+            await self.registry.register_machine(self.config.machine, self.keeper.lease_id)
+        except MachineIdTaken as err:
+            log.error("%s", err)
+            if not adopted:
+                await self.keeper.revoke()
+            raise
         for unit in self.units.values():
             unit.reported = None  # states died with the old lease, if it expired
         await self.registry.log_event("machine", "", self.machine_id, f"{self.config.machine.name} joined")
 
     def _on_renewed(self, sent: float) -> None:
         write_fence(self.config.fence_file, self.policy.fence(sent))
-        if r.lifts_fence(self.fenced, time.monotonic(), self.policy.stop_at(sent)):
+        self._renewed.set()
+        if r.lifts_fence(self.fenced, fencing.fence_clock(), self.policy.stop_at(sent)):
             log.warning("lease renewed again; lifting the fence")
             self.fenced = False
             self._wake.set()
+
+    def _units_changed(self) -> None:
+        self._wake.set()
+        self._renewed.set()  # past kill_at, the watchdog kills again whatever of ours runs
 
     async def _keep_lease(self) -> None:
         while True:
@@ -131,13 +180,18 @@ class Agent:
     # -- fencing -------------------------------------------------------------
     async def _fence_watchdog(self) -> None:
         while True:
-            now = time.monotonic()
+            self._renewed.clear()
+            now = fencing.fence_clock()
             sent = self.keeper.last_renewal_sent
-            for step in r.fence_steps(now, self.policy.stop_at(sent), self.policy.kill_at(sent), self.fenced):
+            stop_at, kill_at = self.policy.stop_at(sent), self.policy.kill_at(sent)
+            for step in r.fence_steps(now, stop_at, kill_at, self.fenced):
                 if step == "stop":
                     log.error("no lease renewal for %.1f s: fencing exclusive units", now - sent)
                 self._fence(kill=step == "kill")
-            await asyncio.sleep(0.05)
+            try:
+                await asyncio.wait_for(self._renewed.wait(), r.next_fence_check(now, stop_at, kill_at))
+            except TimeoutError:
+                pass
 
     def _fence(self, kill: bool) -> None:
         self.fenced = True
@@ -162,33 +216,46 @@ class Agent:
     async def _reconcile_loop(self) -> None:
         await self._schedule_known.wait()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), RECONCILE_EVERY)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()
             try:
-                await self.reconcile()
+                delay = FOLLOW_UP if await self.reconcile() else SAFETY_PASS
             except Exception:  # one bad pass must not kill the agent; the next pass retries
                 log.exception("reconcile failed")
-                await asyncio.sleep(0.5)
+                delay = AFTER_ERROR
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
 
-    async def reconcile(self) -> None:
+    async def reconcile(self) -> bool:
+        """One pass over every unit; True if it is not settled: look again soon."""
         self.runtime.reap()
         present = set(self.runtime.units())
+        # A new watch may have missed a status written before it: read once more.
+        unsettled = bool(self._status_watch and self._status_watch.follow(present))
+        shims: dict[str, int] = {}
         for name in sorted(set(self.schedule) | set(self.units) | present):
             unit = self.units.setdefault(name, r.UnitMemory())
             status = self.runtime.status(name) if name in present else None
+            if status is not None and status.shim_alive and status.shim_pid:
+                shims[name] = status.shim_pid
             for task in r.reconcile_unit(self.schedule.get(name), status, unit, self.fenced):
-                await self._run(name, unit, task)
+                unsettled |= await self._run(name, unit, task)
+        if self._exit_watch:
+            self._exit_watch.follow(shims)
+        return unsettled
 
-    async def _run(self, name: str, unit: r.UnitMemory, task: r.Task) -> None:
-        """Carry out one task of the reconciler."""
+    async def _run(self, name: str, unit: r.UnitMemory, task: r.Task) -> bool:
+        """Carry out one task of the reconciler; True if it set something in motion that may
+        not announce its end (a kill, a stop, a launch, a lock still held elsewhere, a shim
+        still exiting)."""
         match task:
             case r.Kill():
                 self.runtime.kill(name)
+                return True
             case r.Stop():
                 self.runtime.stop(name)
+                return True
             case r.NoteExclusive(exclusive):
                 unit.exclusive = exclusive
             case r.Unfence():
@@ -201,29 +268,36 @@ class Agent:
                 unit.holds_lock = False
             case r.Remove():
                 self.runtime.remove(name)
+                return True
             case r.ClearState():
                 await self.registry.clear_state(self.machine_id, name)
             case r.Forget():
                 self.units.pop(name, None)
             case r.Launch(entry):
-                await self._launch(name, entry, unit)
+                return await self._launch(name, entry, unit)
             case r.Report(entry):
                 await self._report(name, entry, unit)
             case r.MarkFenced():
                 unit.fenced = True
+            case r.AwaitSupervisor():
+                return True  # its exit writes no status: only the follow-up sees it
+        return False
 
-    async def _launch(self, name: str, entry: ScheduleEntry, unit: r.UnitMemory) -> None:
+    async def _launch(self, name: str, entry: ScheduleEntry, unit: r.UnitMemory) -> bool:
+        """Start the unit if it may; True if started or to be tried again soon."""
         spec = await self._spec(name, entry.hash)
         if spec is None:
-            return
+            return False  # logged; only the safety pass tries again
         if entry.exclusive:
             unit.holds_lock = await self.registry.acquire_lock(name, self.machine_id, self.keeper.lease_id)
-        if not r.may_start(entry, unit.holds_lock, time.monotonic(), self.policy.stop_at(self.keeper.last_renewal_sent)):
-            return  # retried next pass, unless fenced by then
+        now, stop_at = fencing.fence_clock(), self.policy.stop_at(self.keeper.last_renewal_sent)
+        if not r.may_start(entry, unit.holds_lock, now, stop_at):
+            return True  # retried on the follow-up pass, unless fenced by then
         self.runtime.start(spec, self.config.fence_file if entry.exclusive else None)
         unit.launched_hash = entry.hash
         (self.config.hashes_dir / name).write_text(f"{entry.hash} {'exclusive' if entry.exclusive else 'global'}")
         await self.registry.log_event("started", name, self.machine_id, f"started on {self.config.machine.name}")
+        return True
 
     def _forget_launch(self, name: str, unit: r.UnitMemory) -> None:
         unit.launched_hash = None
@@ -241,7 +315,8 @@ class Agent:
             except (UnitInvalid, ValueError) as err:
                 log.error("%s: cannot run it: %s", name, err)
                 return None
-            self._specs[key] = dataclasses.replace(spec, environment={**self._unit_environment(name), **spec.environment})
+            environment = {**self._unit_environment(name), **spec.environment}
+            self._specs[key] = dataclasses.replace(spec, environment=environment)
         return self._specs[key]
 
     def _unit_environment(self, name: str) -> dict[str, str]:

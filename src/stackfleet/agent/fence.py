@@ -6,9 +6,14 @@ copy started elsewhere (which needs the lease-bound lock) never overlaps with ou
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from ..runtime.fence import Fence
+
+# The one clock of every fencing deadline: the lease keeper's renewal times, the agent's
+# watchdog and the fence file the shims read. It must be the shims' clock too.
+fence_clock = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -18,7 +23,7 @@ class FencePolicy:
     grace: float  # begin a graceful stop this long before the kill
 
     @classmethod
-    def for_ttl(cls, ttl: float) -> "FencePolicy":
+    def for_ttl(cls, ttl: float) -> FencePolicy:
         return cls(ttl=ttl, margin=max(0.5, ttl * 0.2), grace=max(0.5, ttl * 0.2))
 
     def kill_at(self, renewal_sent: float) -> float:

@@ -90,8 +90,13 @@ class MarkFenced:
     pass
 
 
+@dataclass(frozen=True)
+class AwaitSupervisor:
+    """The unit has ended but its supervisor (shim) has not exited yet: look again shortly."""
+
+
 Task = (Kill | Stop | NoteExclusive | Unfence | ForgetLaunch | ReleaseLock | Remove | ClearState
-        | Forget | Launch | Report | MarkFenced)
+        | Forget | Launch | Report | MarkFenced | AwaitSupervisor)
 
 
 # -- decisions ------------------------------------------------------------------------------
@@ -106,6 +111,10 @@ def reconcile_unit(entry: ScheduleEntry | None, status: UnitStatus | None, memor
     if status is not None and status.orphaned:
         return [Kill()]  # processes outlived their shim: nothing may start beside them
     running = status is not None and status.active in RUNNING
+    if status is not None and status.shim_alive and not running:
+        # Its final status is written, its exit is a moment away. Until then the runtime counts
+        # it as running: a start would do nothing and a removal would fail.
+        return [AwaitSupervisor()]
     stopping = status is not None and status.active == "deactivating"
     tasks: list[Task] = []
     if entry is not None and entry.exclusive != memory.exclusive:
@@ -170,6 +179,16 @@ def fence_steps(now: float, stop_at: float, kill_at: float, fenced: bool) -> lis
     if now >= kill_at:
         steps.append("kill")
     return steps
+
+
+def next_fence_check(now: float, stop_at: float, kill_at: float) -> float | None:
+    """How long the watchdog may sleep, unless a renewal wakes it first: until the next of
+    stop_at and kill_at. None once past both: then only a renewal (or a unit's change, which
+    makes it kill again) can change what it must do."""
+    for deadline in (stop_at, kill_at):
+        if now < deadline:
+            return deadline - now
+    return None
 
 
 def lifts_fence(fenced: bool, now: float, stop_at: float) -> bool:

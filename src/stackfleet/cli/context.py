@@ -6,12 +6,11 @@ here for the CLI's daemon commands, and the exit codes (cli.errors) for old call
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from ..discovery import PREFIX_ENV, open_registry, resolve_endpoints
 from ..registry.store import Registry
-from .errors import (EXIT_FAILED, EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE,
-                     CommandError)
+from .errors import EXIT_FAILED, EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 __all__ = ["PREFIX_ENV", "resolve_endpoints", "CommandError", "run_with_registry", "EXIT_OK", "EXIT_FAILED",
            "EXIT_USAGE", "EXIT_NOT_ACTIVE", "EXIT_NO_SUCH_UNIT", "EXIT_UNAVAILABLE"]

@@ -7,9 +7,10 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Awaitable
 
+from ..registry.interface import MachineIdTaken
 from ..registry.keys import DEFAULT_PREFIX
 from ..registry.records import MachineRecord
 from ..registry.store import Registry
@@ -69,7 +70,10 @@ def agent(args: argparse.Namespace) -> int:
         finally:
             await registry.close()
 
-    return _serve(main())
+    try:
+        return _serve(main())
+    except MachineIdTaken as err:  # a clone of another machine: say what to do, no traceback
+        raise CommandError(str(err)) from None
 
 
 def engine(args: argparse.Namespace) -> int:

@@ -12,8 +12,16 @@ from dataclasses import dataclass
 
 from ..registry.records import DesiredState, JobRecord, MachineRecord
 from ..registry.store import Registry
-from ..unit import (UnitError, UnitFile, UnitInvalid, check_unit_set, instantiate, load_unit_file, parse_unit,
-                    unit_warnings)
+from ..unit import (
+    UnitError,
+    UnitFile,
+    UnitInvalid,
+    check_unit_set,
+    instantiate,
+    load_unit_file,
+    parse_unit,
+    unit_warnings,
+)
 from ..unit.names import parse_unit_name
 from .errors import EXIT_FAILED, EXIT_NO_SUCH_UNIT, CommandError
 from .verify import warning_line
@@ -61,15 +69,16 @@ async def _resolve(registry: Registry, refs: list[str]) -> list[Target]:
         except UnitInvalid as invalid:
             errors += invalid.errors
             continue
-        template = await registry.job(unit_name.template) if unit_name.template else None
+        template_name = unit_name.template
+        template = await registry.job(template_name) if template_name else None
         body = await registry.body(template.hash) if template else None
-        if body is None:
+        if template_name is None or body is None:
             errors.append(UnitError(ref, 0, "no such file, and no unit of that name is in the cluster",
                                     "give the path of the unit file, or submit it first"))
             missing += 1
             continue
         try:
-            targets.append(Target(name, instantiate(parse_unit(body, unit_name.template), unit_name.instance or "")))
+            targets.append(Target(name, instantiate(parse_unit(body, template_name), unit_name.instance or "")))
         except UnitInvalid as invalid:
             errors += invalid.errors
     local = [t.unit for t in targets if t.unit is not None]
@@ -89,7 +98,7 @@ def _template_file_exists(ref: str) -> bool:
         unit_name = parse_unit_name(os.path.basename(ref))
     except UnitInvalid:
         return False
-    return bool(unit_name.template) and os.path.exists(os.path.join(os.path.dirname(ref), unit_name.template))
+    return bool(unit_name.template and os.path.exists(os.path.join(os.path.dirname(ref), unit_name.template)))
 
 
 # An agent's --metadata is K=V[,K=V]: no key or value of a machine ever holds a comma.
@@ -147,7 +156,8 @@ async def _submit(registry: Registry, targets: list[Target], replace: bool, chec
     for unit in local:
         current = await registry.job(unit.name)
         if current is not None and current.hash != unit.hash and not replace:
-            errors.append(UnitError(unit.path, 0, f"a different {unit.name} is already in the cluster (hash {current.hash[:7]})",
+            errors.append(UnitError(unit.path, 0,
+                                    f"a different {unit.name} is already in the cluster (hash {current.hash[:7]})",
                                     "use --replace to update it, or destroy it first"))
     if errors:
         _report_unit_errors(errors)
@@ -164,7 +174,8 @@ async def _submit(registry: Registry, targets: list[Target], replace: bool, chec
 def _refuse_templates(targets: list[Target], verb: str) -> None:
     for t in targets:
         if parse_unit_name(t.name).is_template:
-            raise CommandError(f"{t.name} is a template: {verb} an instance of it instead, e.g. {t.name.replace('@.', '@1.')}")
+            raise CommandError(f"{t.name} is a template: {verb} an instance of it instead, "
+                               f"e.g. {t.name.replace('@.', '@1.')}")
 
 
 async def submit(registry: Registry, args: argparse.Namespace) -> int:
@@ -264,7 +275,8 @@ async def wait_for(registry: Registry, names: list[str], desired: DesiredState, 
         tries += 1
         if attempts and tries >= attempts:
             for name in pending:
-                print(f"Unit {name} not {verb} after {attempts} attempt(s): {said.get(name, 'no progress')}", file=sys.stderr)
+                print(f"Unit {name} not {verb} after {attempts} attempt(s): {said.get(name, 'no progress')}",
+                      file=sys.stderr)
             return 1
         await asyncio.sleep(ATTEMPT_SECONDS)
     return 0

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from ..registry.gateway import GatewayReader
+from ..registry.records import UnitState
 from .table import render, select_fields
 from .view import ClusterView
 
@@ -35,7 +37,8 @@ def list_units(reader: GatewayReader, args: argparse.Namespace) -> int:
         states = view.states_of(name)
         if not states and (job is None or job.desired == "inactive"):
             continue
-        for s in states or [None]:
+        each: Sequence[UnitState | None] = states or [None]  # a job placed nowhere still gets its row
+        for s in each:
             cells = {
                 "unit": name,
                 "machine": view.label(s.machine, args.full) if s else "-",

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, cast
 
 from .arguments import count, lease_ttl
 from .errors import EXIT_FAILED, EXIT_UNAVAILABLE, CommandError
@@ -32,7 +33,7 @@ exit codes: 0 ok; 1 bad input or the operation failed (nothing changed on bad in
 """
 
 Handler = Callable[[argparse.Namespace], int]
-ClusterCommand = Callable[["Registry", argparse.Namespace], object]
+ClusterCommand = Callable[["Registry", argparse.Namespace], Awaitable[int]]
 ReadCommand = Callable[["GatewayReader", argparse.Namespace], int]
 
 
@@ -45,7 +46,7 @@ def _resolve(target: str) -> Callable[..., object]:
 
 def _local(target: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
-        return _resolve(target)(args)  # type: ignore[return-value]
+        return cast(Handler, _resolve(target))(args)
 
     return handler
 
@@ -54,8 +55,8 @@ def _cluster(target: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         from .context import run_with_registry
 
-        fn: ClusterCommand = _resolve(target)  # type: ignore[assignment]
-        return run_with_registry(args.endpoint, lambda registry: fn(registry, args))  # type: ignore[arg-type,return-value]
+        fn = cast(ClusterCommand, _resolve(target))
+        return run_with_registry(args.endpoint, lambda registry: fn(registry, args))
 
     return handler
 
@@ -65,7 +66,7 @@ def _read(target: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         from .readview import run_read
 
-        fn: ReadCommand = _resolve(target)  # type: ignore[assignment]
+        fn = cast(ReadCommand, _resolve(target))
         return run_read(args.endpoint, lambda reader: fn(reader, args))
 
     return handler
@@ -126,7 +127,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     for verb, fn, text in (("load", "jobs.load", "schedule units to machines without starting them"),
                            ("start", "jobs.start", "submit if needed, schedule and start units")):
         p = command(verb, text, _cluster(fn))
-        p.add_argument("--replace", action="store_true", help="replace units already in the cluster with these versions")
+        p.add_argument("--replace", action="store_true",
+                       help="replace units already in the cluster with these versions")
         block_flags(p)
         p.add_argument("units", nargs="+", metavar="UNIT")
     for verb, fn, text in (("stop", "jobs.stop", "stop units; they stay scheduled (loaded)"),

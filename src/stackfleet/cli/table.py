@@ -6,7 +6,7 @@ stop, and cells are padded with tabs. Scripts can split on tabs or whitespace.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 TAB_WIDTH = 8
 

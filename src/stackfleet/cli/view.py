@@ -20,7 +20,7 @@ class ClusterView:
     reasons: dict[str, str]
 
     @classmethod
-    async def load(cls, registry: Registry) -> "ClusterView":
+    async def load(cls, registry: Registry) -> ClusterView:
         """Over the registry (gRPC), for commands that go on to write or watch."""
         import asyncio
 
@@ -30,7 +30,7 @@ class ClusterView:
         return cls(machines, jobs, schedule, states, reasons)
 
     @classmethod
-    def read(cls, reader: GatewayReader) -> "ClusterView":
+    def read(cls, reader: GatewayReader) -> ClusterView:
         """Over etcd's JSON gateway, in one round trip, for the one-shot read-only commands."""
         return cls(*reader.cluster())
 

@@ -6,8 +6,9 @@ in-memory copy in step with what it writes (and with what its schedule watch rep
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 from stackfleet.registry.records import DesiredState
 from stackfleet.unit.model import Constraints

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from typing import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 from stackfleet.engine.model import (
     Action,
@@ -208,7 +208,7 @@ class _Relations:
         if mine and not mine.isdisjoint(self.matched.get(y, ())):
             return True
         theirs = self.declares.get(y)
-        return bool(theirs) and not theirs.isdisjoint(self.matched.get(x, ()))
+        return bool(theirs and not theirs.isdisjoint(self.matched.get(x, ())))
 
     def avoids(self, x: str, y: str) -> bool:
         """Whether exclusive unit x may not share a machine with unit y."""
@@ -479,7 +479,7 @@ class _Planner:
         kind = self.relations.kind.get(job.name)
         if blocked is None or kind not in group.heaps:  # a kind gets its heap once it needs one
             heap = self._heap(group, None)
-            skipped = []
+            skipped: list[tuple[int, str]] = []
             machine = self._top(heap)
             while machine is not None and blocked is not None and blocked(machine) and len(skipped) < _SKIP_LIMIT:
                 skipped.append(heapq.heappop(heap))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Iterable, TypeVar
+from typing import TypeVar
 
 from ..registry.changes import Changes
 from ..registry.connection import EtcdUnavailable
@@ -196,9 +197,9 @@ class Engine:
         return machine_label(machine_id, self.model.machines.get(machine_id))
 
 
-async def _first(*aws: object) -> None:
+async def _first(*aws: Awaitable[None]) -> None:
     """Run until the first of these finishes; cancel the rest; re-raise its error."""
-    tasks = [a if isinstance(a, asyncio.Task) else asyncio.ensure_future(a) for a in aws]  # type: ignore[arg-type]
+    tasks = [a if isinstance(a, asyncio.Task) else asyncio.ensure_future(a) for a in aws]
     done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for t in pending:
         if not isinstance(aws[tasks.index(t)], asyncio.Task):

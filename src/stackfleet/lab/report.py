@@ -37,6 +37,6 @@ def format_status(rows: list[MachineStatus]) -> str:
     widths = [max(len(row[i]) for row in (headers, *cells, total)) for i in range(len(headers))]
 
     def line(row: tuple[str, ...]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        return "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
 
     return "\n".join([line(headers), *(line(c) for c in cells), line(total)])

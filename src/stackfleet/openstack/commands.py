@@ -9,8 +9,8 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from stackfleet import discovery
 from stackfleet.openstack import settings as settings_mod, shared_data

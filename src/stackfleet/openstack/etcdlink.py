@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import AsyncIterator, Mapping
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -52,13 +52,15 @@ class SecretBox:
     def seal(self, key: str, value: str) -> str:
         if key not in PASSWORD_KEYS:
             return value
-        return SECRET_PREFIX + self._box().encrypt(value.encode()).decode()
+        token: bytes = self._box().encrypt(value.encode())
+        return SECRET_PREFIX + token.decode()
 
     def open(self, key: str, value: str) -> str:
         if not value.startswith(SECRET_PREFIX):
             return value
         try:
-            return self._box().decrypt(value[len(SECRET_PREFIX):].encode()).decode()
+            plain: bytes = self._box().decrypt(value[len(SECRET_PREFIX):].encode())
+            return plain.decode()
         except InvalidToken:
             raise SystemExit(f"setting {key}: cannot decrypt it with {self.key_file}; "
                              "the shared storage's key file does not belong to this cluster") from None

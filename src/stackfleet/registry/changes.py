@@ -1,8 +1,9 @@
 """Decoded watch updates: what a typed watch of the registry yields."""
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Generic, MutableMapping, TypeVar
+from typing import Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -11,11 +11,13 @@ import asyncio
 import dataclasses
 import itertools
 import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from .changes import Changes
 from .connection import EtcdUnavailable
+from .interface import MachineIdTaken
 from .keys import DEFAULT_PREFIX
 from .lease import LeaseKeeper
 from .records import DesiredState, EventRecord, JobRecord, MachineRecord, ScheduleEntry, UnitState
@@ -115,8 +117,9 @@ class FakeRegistry:
     async def close(self) -> None:
         pass
 
-    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None) -> LeaseKeeper:
-        return LeaseKeeper(self.leases, ttl, on_renewed=on_renewed)
+    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> LeaseKeeper:
+        return LeaseKeeper(self.leases, ttl, on_renewed=on_renewed, clock=clock)
 
     def grant_lease(self, ttl: int) -> int:
         lease = next(self._ids)
@@ -149,7 +152,11 @@ class FakeRegistry:
 
     # -- machines, jobs and bodies ------------------------------------------------
     async def register_machine(self, machine: MachineRecord, lease: int) -> None:
-        self._put(("machines", machine.id), machine, lease)
+        path = ("machines", machine.id)
+        holder = self._get(path)
+        if holder is not None and self._lease_of.get(path) != lease:
+            raise MachineIdTaken(machine.id, holder)
+        self._put(path, machine, lease)
 
     async def machines(self) -> dict[str, MachineRecord]:
         return {p[0]: v for p, v in self._below(("machines",)).items()}
@@ -209,11 +216,12 @@ class FakeRegistry:
         return list(self._below(("states",)).values())
 
     async def acquire_lock(self, name: str, machine_id: str, lease: int) -> bool:
-        holder = self._get(("locks", name))
-        if holder is not None and holder != machine_id:
-            return False
-        self._put(("locks", name), machine_id, lease)
-        return True
+        path = ("locks", name)
+        holder = self._get(path)
+        if holder is None:
+            self._put(path, machine_id, lease)
+            return True
+        return holder == machine_id and self._lease_of.get(path) == lease
 
     async def release_lock(self, name: str, machine_id: str) -> None:
         if self._get(("locks", name)) == machine_id:

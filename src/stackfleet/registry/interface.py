@@ -7,7 +7,9 @@ commit_as_leader.
 """
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from .changes import Changes
 from .lease import LeaseKeeper
@@ -16,16 +18,36 @@ from .records import DesiredState, EventRecord, JobRecord, MachineRecord, Schedu
 Op = Any
 
 
+class MachineIdTaken(Exception):
+    """Another live agent registered this machine id: two machines share one id."""
+
+    def __init__(self, machine_id: str, holder: MachineRecord | None) -> None:
+        self.machine_id = machine_id
+        self.holder = holder
+        who = f"{holder.name} at {holder.public_ip}" if holder else "another agent"
+        super().__init__(
+            f"machine id {machine_id} is already registered by a live agent: {who}. Two machines share "
+            "one id (a cloned /etc/machine-id?). Give each machine its own: on the copy, remove "
+            "/etc/machine-id and run `systemd-machine-id-setup`, or pass --machine-id. If that agent "
+            "is an earlier process of this machine whose lease file was lost, start again once its "
+            "lease has expired."
+        )
+
+
 class RegistryAPI(Protocol):
     @property
     def prefix(self) -> str: ...
 
     async def close(self) -> None: ...
 
-    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None) -> LeaseKeeper: ...
+    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> LeaseKeeper: ...
 
     # machines, jobs and bodies
-    async def register_machine(self, machine: MachineRecord, lease: int) -> None: ...
+    async def register_machine(self, machine: MachineRecord, lease: int) -> None:
+        """Bind the machine's key to this lease: created if absent, or updated if it is bound to
+        this lease already (an agent restarted with the lease it adopted). Raises MachineIdTaken
+        while another live lease holds it."""
     async def machines(self) -> dict[str, MachineRecord]: ...
     async def job(self, name: str) -> JobRecord | None: ...
     async def jobs(self) -> dict[str, JobRecord]: ...
@@ -39,7 +61,9 @@ class RegistryAPI(Protocol):
     async def report_state(self, state: UnitState, lease: int) -> None: ...
     async def clear_state(self, machine_id: str, name: str) -> None: ...
     async def states(self) -> list[UnitState]: ...
-    async def acquire_lock(self, name: str, machine_id: str, lease: int) -> bool: ...
+    async def acquire_lock(self, name: str, machine_id: str, lease: int) -> bool:
+        """Take the unit's lock, bound to this lease; True if it is held under this lease now. A
+        lock under another live lease is never taken over, whatever machine id it names."""
     async def release_lock(self, name: str, machine_id: str) -> None: ...
     async def locks(self) -> dict[str, str]: ...
     async def reasons(self) -> dict[str, str]: ...

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import grpc
 from aetcd import rpc
@@ -111,11 +112,14 @@ class LeaseKeeper:
         leases: Leases,
         ttl: int,
         on_renewed: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.leases = leases
+        # Renewal times feed the fence deadlines, so they are read off the fence's clock.
+        self.clock = clock
         self.ttl = ttl  # what the lease was granted with, once granted or adopted
         self.lease_id = 0
-        self.last_renewal_sent = 0.0  # time.monotonic() of the last renewal that etcd accepted
+        self.last_renewal_sent = 0.0  # self.clock() of the last renewal that etcd accepted
         self._on_renewed = on_renewed
 
     @property
@@ -127,7 +131,7 @@ class LeaseKeeper:
         return self.last_renewal_sent + self.ttl
 
     async def grant(self) -> int:
-        sent = time.monotonic()
+        sent = self.clock()
         self.lease_id = await self.leases.grant(self.ttl)
         self._renewed(sent)
         return self.lease_id
@@ -150,7 +154,7 @@ class LeaseKeeper:
         return True
 
     async def renew(self) -> None:
-        sent = time.monotonic()
+        sent = self.clock()
         if await self.leases.refresh(self.lease_id, timeout=self.interval) <= 0:
             raise LeaseExpired(f"lease {self.lease_id:x} expired at etcd")
         self._renewed(sent)

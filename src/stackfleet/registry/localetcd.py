@@ -56,7 +56,7 @@ class LocalEtcd:
         self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.client_port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 15.0) -> "LocalEtcd":
+    def start(self, timeout: float = 15.0) -> LocalEtcd:
         peer = f"http://127.0.0.1:{self.peer_port}"
         cluster = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in sorted(self.peers.items()))
         existing = (self.data_dir / "data").exists()
@@ -104,7 +104,7 @@ class LocalEtcd:
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalEtcd":
+    def __enter__(self) -> LocalEtcd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -123,7 +123,7 @@ class LocalEtcdCluster:
     def endpoints(self) -> list[str]:
         return [m.endpoint for m in self.members]
 
-    def __enter__(self) -> "LocalEtcdCluster":
+    def __enter__(self) -> LocalEtcdCluster:
         procs = []
         for m in self.members:  # members wait for each other, so launch all before waiting
             threading_start = threading.Thread(target=m.start)

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
+from aetcd import rpc
 from aetcd import transactions as tx
 
 from .changes import Changes
 from .connection import EtcdConnection
+from .interface import MachineIdTaken
 from .keys import DEFAULT_PREFIX, KeySchema
 from .lease import EtcdLeases, LeaseKeeper
 from .records import (
@@ -34,19 +37,27 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class _LeaseOf(tx.BaseCompare):
+    """Compare a key's lease (aetcd has no such compare). A missing key has lease 0."""
+
+    def build_compare(self, compare: Any) -> None:
+        compare.target = rpc.Compare.LEASE
+        compare.lease = int(self.value)
+
+
 class Registry:
     def __init__(self, conn: EtcdConnection, prefix: str = DEFAULT_PREFIX) -> None:
         self.conn = conn
         self.keys = KeySchema(prefix)
 
     @classmethod
-    def open(cls, endpoints: list[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0) -> "Registry":
+    def open(cls, endpoints: list[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0) -> Registry:
         return cls(EtcdConnection(endpoints, timeout=timeout), prefix)
 
     async def close(self) -> None:
         await self.conn.close()
 
-    async def __aenter__(self) -> "Registry":
+    async def __aenter__(self) -> Registry:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -105,12 +116,27 @@ class Registry:
     def prefix(self) -> str:
         return self.keys.prefix
 
-    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None) -> LeaseKeeper:
-        return LeaseKeeper(EtcdLeases(self.conn), ttl, on_renewed=on_renewed)
+    def lease_keeper(self, ttl: int, on_renewed: Callable[[float], None] | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> LeaseKeeper:
+        return LeaseKeeper(EtcdLeases(self.conn), ttl, on_renewed=on_renewed, clock=clock)
 
     # -- machines ----------------------------------------------------------
     async def register_machine(self, machine: MachineRecord, lease: int) -> None:
-        await self._put(self.keys.machine(machine.id), machine.encode(), lease)
+        key = self.keys.machine(machine.id)
+        put = [tx.Put(key, machine.encode(), lease=lease)]
+        for _ in range(10):
+            ok, responses = await self.conn.call(
+                lambda c: c.transaction(compare=[tx.Create(key) == 0], success=put, failure=[tx.Get(key)]))
+            if ok:
+                return
+            if not responses[0]:
+                continue  # its lease expired in between: create it again
+            _, holder = responses[0][0]
+            if holder.lease != lease:
+                raise MachineIdTaken(machine.id, MachineRecord.decode(holder.value))
+            if await self._txn([_LeaseOf(key) == lease], put):
+                return
+        raise RuntimeError(f"machine {machine.id}: its key kept changing under us")
 
     async def machines(self) -> dict[str, MachineRecord]:
         return {m.id: m for m in map(MachineRecord.decode, (await self._list(self.keys.machines())).values())}
@@ -197,8 +223,10 @@ class Registry:
         put = [tx.Put(key, value, lease=lease)]
         if await self._txn([tx.Create(key) == 0], put):
             return True
-        # Ours already (e.g. a restarted agent with a new lease): rebind it to the current lease.
-        return await self._txn([tx.Value(key) == value], put)
+        # Held already: ours only under this very lease (an agent restarted with the lease it
+        # adopted). A lock under another live lease is never rebound, even if it names our
+        # machine: that is a second agent with our id (see register_machine).
+        return await self._txn([tx.Value(key) == value, _LeaseOf(key) == lease], [])
 
     async def release_lock(self, name: str, machine_id: str) -> None:
         key = self.keys.lock(name)
@@ -237,7 +265,8 @@ class Registry:
         """Become leader if nobody is; returns the leader key's create revision, or None."""
         key = self.keys.leader()
         ok, _ = await self.conn.call(
-            lambda c: c.transaction(compare=[tx.Create(key) == 0], success=[tx.Put(key, name.encode(), lease=lease)], failure=[])
+            lambda c: c.transaction(compare=[tx.Create(key) == 0],
+                                    success=[tx.Put(key, name.encode(), lease=lease)], failure=[])
         )
         if not ok:
             return None
@@ -285,7 +314,8 @@ class Registry:
         """Store value unless the key exists; return what is stored (first writer wins)."""
         k = self.keys.setting(key)
         ok, responses = await self.conn.call(
-            lambda c: c.transaction(compare=[tx.Create(k) == 0], success=[tx.Put(k, value.encode())], failure=[tx.Get(k)])
+            lambda c: c.transaction(compare=[tx.Create(k) == 0], success=[tx.Put(k, value.encode())],
+                                    failure=[tx.Get(k)])
         )
         return value if ok else responses[0][0][0].decode()
 

@@ -68,5 +68,6 @@ class FakeRuntime(Runtime):
         return self.journal_dir / f"{name}.log"
 
     def _set(self, name: str, active: str, sub: str) -> None:
-        self.statuses[name] = dataclasses.replace(self.statuses[name], active=active, sub=sub,
-                                                  main_pid=None if active == "inactive" else self.statuses[name].main_pid)
+        old = self.statuses[name]
+        self.statuses[name] = dataclasses.replace(old, active=active, sub=sub,
+                                                  main_pid=None if active == "inactive" else old.main_pid)

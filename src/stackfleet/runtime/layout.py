@@ -1,9 +1,9 @@
 """The files of one unit under the runtime root, and the launch file the shim reads."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from stackfleet.runtime.spec import ServiceSpec
 

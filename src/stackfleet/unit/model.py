@@ -38,7 +38,7 @@ class Constraints:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> "Constraints":
+    def from_json(cls, data: dict[str, object]) -> Constraints:
         meta = data.get("MachineMetadata") or {}
         assert isinstance(meta, dict)
         return cls(

@@ -53,7 +53,7 @@ class UnitName:
             return None
         return f"{self.prefix}@.{self.unit_type}"
 
-    def with_instance(self, instance: str) -> "UnitName":
+    def with_instance(self, instance: str) -> UnitName:
         return check_unit_name(f"{self.prefix}@{instance}.{self.unit_type}")
 
 
