@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackfleet.lab.state import default_endpoints, load_lab
+from stackfleet.registry.endpoints import BadEndpoint, parse_endpoint
 from stackfleet.registry.keys import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
@@ -23,11 +23,25 @@ DEFAULT_SHARED = "/var/lib/stackfleet/shared"
 
 
 def resolve_endpoints(flag: str | None = None) -> list[str]:
-    """--endpoint, then $STACKFLEET_ENDPOINT, then the running lab, then local etcd."""
-    raw = flag or os.environ.get(ENDPOINT_ENV) or os.environ.get("STACKFLEET_ENDPOINTS")
-    if raw:
-        return [e.strip() for e in raw.split(",") if e.strip()]
-    return default_endpoints() or [FALLBACK_ENDPOINT]
+    """--endpoint, then $STACKFLEET_ENDPOINT, then the running lab, then local etcd.
+
+    A given list is checked here, before anything connects: a malformed one raises BadEndpoint
+    (bad input, whose message names the endpoint and where it came from)."""
+    source = "--endpoint" if flag is not None else ENDPOINT_ENV
+    raw = flag if flag is not None else os.environ.get(ENDPOINT_ENV) or os.environ.get("STACKFLEET_ENDPOINTS")
+    if raw is None or (flag is None and not raw.strip()):
+        from stackfleet.lab.state import default_endpoints  # the lab's state pulls in the runtime: only when asked
+
+        return default_endpoints() or [FALLBACK_ENDPOINT]
+    endpoints = [e.strip() for e in raw.split(",") if e.strip()]
+    if not endpoints:
+        raise BadEndpoint(f"{source} {raw!r} names no endpoint (expected URL[,URL...], e.g. http://127.0.0.1:2379)")
+    for endpoint in endpoints:
+        try:
+            parse_endpoint(endpoint)
+        except BadEndpoint as err:
+            raise BadEndpoint(f"{source}: {err}") from None
+    return endpoints
 
 
 def prefix() -> str:
@@ -40,6 +54,8 @@ def shared_dir() -> Path:
     env = os.environ.get(SHARED_DIR_ENV)
     if env:
         return Path(env)
+    from stackfleet.lab.state import load_lab
+
     lab = load_lab()
     return Path(lab.shared_dir) if lab else Path(DEFAULT_SHARED)
 

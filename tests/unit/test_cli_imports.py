@@ -50,3 +50,16 @@ def test_core_verbs_leave_out_the_lab_and_openstack_commands_which_help_lists() 
     assert {"lab", "config", "role"} <= verbs(build_parser("bogus"))
     assert not {"lab", "config", "role"} & verbs(build_parser("list-units"))
     assert "list-units" in verbs(build_parser("list-units"))
+
+
+@pytest.mark.parametrize("verb", [["list-units"], ["list-machines"], ["list-unit-files"], ["status", "x.service"]])
+def test_read_only_verbs_go_over_the_json_gateway_without_grpc_or_asyncio(verb: list[str]) -> None:
+    from stackfleet.registry.localetcd import free_port
+
+    # An unreachable endpoint: the verb runs its whole read path, then reports exit 69.
+    assert loaded_after("--endpoint", f"http://127.0.0.1:{free_port()}", *verb) == set()
+    probe = ("import sys\nfrom stackfleet.cli.main import main\n"
+             f"code = main(['--endpoint', 'http://127.0.0.1:{free_port()}', *{verb!r}])\n"
+             "print(code, 'asyncio' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["69", "False"], out.stderr

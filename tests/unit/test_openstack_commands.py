@@ -32,7 +32,7 @@ def test_register_adds_every_command():
 
 
 def test_config_set_validates_and_changes_nothing_on_bad_input(standalone, capsys):
-    assert main("config", "set", "HA_MODE", "dvr2") == 2
+    assert main("config", "set", "HA_MODE", "dvr2") == 1  # README: bad input exits 1
     assert "L3_HA or DVR" in capsys.readouterr().err
     assert not (standalone / "settings.json").exists()
     assert main("config", "set", "HA_MODE", "dvr") == 0

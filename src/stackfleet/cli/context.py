@@ -1,7 +1,7 @@
-"""Running one asyncio command against the cluster, and the CLI's exit codes.
+"""Running one asyncio command against the cluster.
 
 Finding the cluster (endpoints, prefix) is stackfleet.discovery's job; its names are re-exported
-here for the CLI's daemon commands.
+here for the CLI's daemon commands, and the exit codes (cli.errors) for old callers.
 """
 from __future__ import annotations
 
@@ -10,24 +10,10 @@ from collections.abc import Awaitable, Callable
 
 from ..discovery import PREFIX_ENV, open_registry, resolve_endpoints
 from ..registry.store import Registry
+from .errors import EXIT_FAILED, EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
-__all__ = ["PREFIX_ENV", "resolve_endpoints", "CommandError", "run_with_registry"]
-
-# Exit codes that scripts can rely on (also listed in `stackfleet --help`).
-EXIT_OK = 0
-EXIT_FAILED = 1  # bad input, or the operation did not succeed
-EXIT_USAGE = 2
-EXIT_NOT_ACTIVE = 3  # status: the unit is not running (systemctl's convention)
-EXIT_NO_SUCH_UNIT = 4
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the cluster (etcd) cannot be reached
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as `stackfleet: message`, no traceback."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+__all__ = ["PREFIX_ENV", "resolve_endpoints", "CommandError", "run_with_registry", "EXIT_OK", "EXIT_FAILED",
+           "EXIT_USAGE", "EXIT_NOT_ACTIVE", "EXIT_NO_SUCH_UNIT", "EXIT_UNAVAILABLE"]
 
 
 def run_with_registry(endpoint_flag: str | None, body: Callable[[Registry], Awaitable[int]]) -> int:

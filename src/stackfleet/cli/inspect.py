@@ -1,4 +1,4 @@
-"""status, cat, journal, connect: looking at units where they run."""
+"""cat, journal, connect: looking at units where they run (status is in status.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,28 +7,18 @@ import os
 import shlex
 import subprocess
 import sys
-from collections import deque
 from pathlib import Path
 
 from ..registry.records import MachineRecord
 from ..registry.store import Registry
-from ..runtime import ProcessRuntime
-from ..unit import UnitInvalid, parse_unit
-from .context import EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, CommandError
+from .errors import EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, CommandError
+from .status import runtime_of, tail, unit_name
 from .view import ClusterView
-
-
-def runtime_of(machine: MachineRecord) -> ProcessRuntime:
-    """The runtime layout an agent keeps under its state dir (see cli.daemons.agent)."""
-    return ProcessRuntime(Path(machine.state_dir) / "runtime")
 
 
 async def _unit_view(registry: Registry, ref: str) -> tuple[ClusterView, str]:
     view = await ClusterView.load(registry)
-    name = os.path.basename(ref)
-    if name not in view.jobs and not view.states_of(name):
-        raise CommandError(f"no such unit in the cluster: {name} (see `stackfleet list-unit-files`)", EXIT_NO_SUCH_UNIT)
-    return view, name
+    return view, unit_name(view, ref)
 
 
 def _unit_machine(view: ClusterView, name: str) -> MachineRecord:
@@ -52,58 +42,13 @@ async def cat(registry: Registry, args: argparse.Namespace) -> int:
     return 0
 
 
-async def status(registry: Registry, args: argparse.Namespace) -> int:
-    code = 0
-    for ref in args.units:
-        view, name = await _unit_view(registry, ref)
-        job = view.jobs.get(name)
-        states = view.states_of(name)
-        body = await registry.body(job.hash) if job else None
-        description = _description(name, body) if body else ""
-        print(f"● {name}" + (f" - {description}" if description else ""))
-        print(f"   Target: {job.desired if job else 'destroyed'}" + (f" (hash {job.hash[:7]})" if job else ""))
-        if not states:
-            reason = view.reasons.get(name)
-            print("   Active: inactive (dead)" + (f" — not scheduled: {reason}" if reason else ""))
-            code = EXIT_NOT_ACTIVE
-        for s in states:
-            m = view.machines.get(s.machine)
-            print(f"  Machine: {view.label(s.machine)}" + (f" ({m.name})" if m else ""))
-            print(f"   Active: {s.active} ({s.sub})" + (f" since {s.since}" if s.since else ""))
-            if s.main_pid:
-                print(f" Main PID: {s.main_pid}")
-            if m is not None:
-                print()
-                for line in _tail(runtime_of(m).journal_path(name), args.lines):
-                    print(line)
-            if s.active != "active":
-                code = EXIT_NOT_ACTIVE
-        print()
-    return code
-
-
-def _description(name: str, body: str) -> str:
-    try:
-        return " ".join(parse_unit(body, name).get("Unit", "Description"))
-    except UnitInvalid:
-        return ""
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n") for line in deque(f, maxlen=lines)]
-    except FileNotFoundError:
-        return []
-
-
 async def journal(registry: Registry, args: argparse.Namespace) -> int:
     view, name = await _unit_view(registry, args.unit)
     machine = _unit_machine(view, name)
     path = runtime_of(machine).journal_path(name)
     if not path.exists():
         return _remote(machine, ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(path)])
-    for line in _tail(path, args.lines):
+    for line in tail(path, args.lines):
         print(line)
     if args.follow:
         await _follow(path)

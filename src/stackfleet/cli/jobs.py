@@ -12,9 +12,19 @@ from dataclasses import dataclass
 
 from ..registry.records import DesiredState, JobRecord, MachineRecord
 from ..registry.store import Registry
-from ..unit import UnitError, UnitFile, UnitInvalid, check_unit_set, instantiate, load_unit_file, parse_unit
+from ..unit import (
+    UnitError,
+    UnitFile,
+    UnitInvalid,
+    check_unit_set,
+    instantiate,
+    load_unit_file,
+    parse_unit,
+    unit_warnings,
+)
 from ..unit.names import parse_unit_name
-from .context import EXIT_NO_SUCH_UNIT, CommandError
+from .errors import EXIT_FAILED, EXIT_NO_SUCH_UNIT, CommandError
+from .verify import warning_line
 from .view import ClusterView
 
 ATTEMPT_SECONDS = 1.0  # one --block-attempts attempt
@@ -32,11 +42,17 @@ def _report_unit_errors(errors: list[UnitError]) -> None:
         print(err, file=sys.stderr)
 
 
+def _report_warnings(warnings: list[UnitError]) -> None:
+    for warning in warnings:
+        print(warning_line(warning), file=sys.stderr)
+
+
 async def _resolve(registry: Registry, refs: list[str]) -> list[Target]:
     """Files or names -> units. A name that is not a file must already be in the cluster
     (or be an instance of a submitted template)."""
     targets: list[Target] = []
     errors: list[UnitError] = []
+    missing = 0
     for ref in refs:
         name = os.path.basename(ref)
         if os.path.lexists(ref) or _template_file_exists(ref):
@@ -59,15 +75,21 @@ async def _resolve(registry: Registry, refs: list[str]) -> list[Target]:
         if template_name is None or body is None:
             errors.append(UnitError(ref, 0, "no such file, and no unit of that name is in the cluster",
                                     "give the path of the unit file, or submit it first"))
+            missing += 1
             continue
         try:
             targets.append(Target(name, instantiate(parse_unit(body, template_name), unit_name.instance or "")))
         except UnitInvalid as invalid:
             errors += invalid.errors
-    errors += check_unit_set([t.unit for t in targets if t.unit is not None])
+    local = [t.unit for t in targets if t.unit is not None]
+    for unit in local:
+        _report_warnings(unit_warnings(unit))
+    errors += check_unit_set(local)
     if errors:
         _report_unit_errors(errors)
-        raise CommandError(f"{len(errors)} error(s); nothing was changed")
+        # README's table: a unit that is neither a file nor in the cluster is "no such unit", as for stop.
+        raise CommandError(f"{len(errors)} error(s); nothing was changed",
+                           EXIT_NO_SUCH_UNIT if missing else EXIT_FAILED)
     return targets
 
 
@@ -79,24 +101,42 @@ def _template_file_exists(ref: str) -> bool:
     return bool(unit_name.template and os.path.exists(os.path.join(os.path.dirname(ref), unit_name.template)))
 
 
-def _placement_errors(unit: UnitFile, machines: list[MachineRecord]) -> list[UnitError]:
-    """Refuse what no machine of the cluster can ever run now: better than waiting forever."""
+# An agent's --metadata is K=V[,K=V]: no key or value of a machine ever holds a comma.
+NEVER_IN_METADATA = ","
+
+
+def placement_check(unit: UnitFile, machines: list[MachineRecord]) -> tuple[list[UnitError], list[UnitError]]:
+    """(errors, warnings) for where the unit may run, as fleet has it.
+
+    A constraint that no machine of the cluster meets now only warns: the unit waits unscheduled,
+    its reason shown, until a machine that meets it joins. A constraint that no machine can ever
+    meet is refused."""
     c = unit.constraints
     fleet = "X-Fleet"
+    errors: list[UnitError] = []
+    warnings: list[UnitError] = []
     if c.machine_id and not any(m.id == c.machine_id for m in machines):
         line = unit.entries(fleet, "MachineID")[0].line
         known = ", ".join(f"{m.id} ({m.name})" for m in machines) or "none"
-        return [UnitError(unit.path, line, f"MachineID={c.machine_id} is not a machine of this cluster",
-                          f"machines: {known}")]
-    if c.machine_metadata and not any(_matches(m, c.machine_metadata) for m in machines):
-        entries = unit.entries(fleet, "MachineMetadata")
+        warnings.append(UnitError(unit.path, line, f"MachineID={c.machine_id} is not a machine of this cluster now; "
+                                  "the unit waits until it joins", f"machines: {known}"))
+    if not c.machine_metadata:
+        return errors, warnings
+    entries = unit.entries(fleet, "MachineMetadata")
+    for key, values in sorted(c.machine_metadata.items()):
+        for value in sorted(v for v in values if NEVER_IN_METADATA in f"{key}{v}"):
+            line = next((e.line for e in entries if f"{key}={value}" in e.raw), entries[0].line if entries else 0)
+            errors.append(UnitError(unit.path, line, f"MachineMetadata {key}={value} can never match: a machine's "
+                                    f"metadata keys and values never contain {NEVER_IN_METADATA!r}",
+                                    "write one key=value per item, separated by spaces"))
+    if not errors and not any(_matches(m, c.machine_metadata) for m in machines):
         wanted = " and ".join(f"{k}={'|'.join(sorted(v))}" for k, v in sorted(c.machine_metadata.items()))
         have = sorted({f"{k}={v}" for m in machines for k, v in m.metadata.items()})
-        return [UnitError(unit.path, entries[0].line if entries else 0,
-                          f"no machine in the cluster has metadata {wanted}",
-                          f"machines have: {', '.join(have) or 'no metadata'}; "
-                          "fix MachineMetadata= or start an agent with it")]
-    return []
+        warnings.append(UnitError(unit.path, entries[0].line if entries else 0,
+                                  f"no machine in the cluster has metadata {wanted} now; "
+                                  "the unit waits unscheduled until one joins",
+                                  f"machines have: {', '.join(have) or 'no metadata'}"))
+    return errors, warnings
 
 
 def _matches(m: MachineRecord, wanted: dict[str, frozenset[str]]) -> bool:
@@ -110,7 +150,9 @@ async def _submit(registry: Registry, targets: list[Target], replace: bool, chec
         machines = list((await registry.machines()).values())
         for unit in local:
             if not unit.is_template:
-                errors += _placement_errors(unit, machines)
+                refused, waiting = placement_check(unit, machines)
+                errors += refused
+                _report_warnings(waiting)
     for unit in local:
         current = await registry.job(unit.name)
         if current is not None and current.hash != unit.hash and not replace:

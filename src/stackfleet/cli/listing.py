@@ -1,17 +1,17 @@
-"""list-machines, list-units, list-unit-files."""
+"""list-machines, list-units, list-unit-files: one-shot reads over etcd's JSON gateway."""
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
+from ..registry.gateway import GatewayReader
 from ..registry.records import UnitState
-from ..registry.store import Registry
 from .table import render, select_fields
 from .view import ClusterView
 
 
-async def list_machines(registry: Registry, args: argparse.Namespace) -> int:
-    view = await ClusterView.load(registry)
+def list_machines(reader: GatewayReader, args: argparse.Namespace) -> int:
+    view = ClusterView.read(reader)
     available = ("machine", "ip", "metadata", "name")
     fields = select_fields(args.fields, available, "machine,ip,metadata")
     rows = []
@@ -27,8 +27,8 @@ async def list_machines(registry: Registry, args: argparse.Namespace) -> int:
     return 0
 
 
-async def list_units(registry: Registry, args: argparse.Namespace) -> int:
-    view = await ClusterView.load(registry)
+def list_units(reader: GatewayReader, args: argparse.Namespace) -> int:
+    view = ClusterView.read(reader)
     available = ("unit", "machine", "active", "sub", "load", "hash", "dstate")
     fields = select_fields(args.fields, available, "unit,machine,active,sub")
     rows = []
@@ -53,8 +53,8 @@ async def list_units(registry: Registry, args: argparse.Namespace) -> int:
     return 0
 
 
-async def list_unit_files(registry: Registry, args: argparse.Namespace) -> int:
-    view = await ClusterView.load(registry)
+def list_unit_files(reader: GatewayReader, args: argparse.Namespace) -> int:
+    view = ClusterView.read(reader)
     available = ("unit", "hash", "dstate", "state", "target", "global")
     fields = select_fields(args.fields, available, "unit,hash,dstate,state,target")
     rows = []

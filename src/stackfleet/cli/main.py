@@ -7,7 +7,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
+from .arguments import count, lease_ttl
+from .errors import EXIT_FAILED, EXIT_UNAVAILABLE, CommandError
+
 if TYPE_CHECKING:
+    from ..registry.gateway import GatewayReader
     from ..registry.store import Registry
 
 # A command imports only its own module when it runs: the etcd client (aetcd, gRPC) costs more
@@ -30,6 +34,7 @@ exit codes: 0 ok; 1 bad input or the operation failed (nothing changed on bad in
 
 Handler = Callable[[argparse.Namespace], int]
 ClusterCommand = Callable[["Registry", argparse.Namespace], Awaitable[int]]
+ReadCommand = Callable[["GatewayReader", argparse.Namespace], int]
 
 
 def _resolve(target: str) -> Callable[..., object]:
@@ -52,6 +57,17 @@ def _cluster(target: str) -> Handler:
 
         fn = cast(ClusterCommand, _resolve(target))
         return run_with_registry(args.endpoint, lambda registry: fn(registry, args))
+
+    return handler
+
+
+def _read(target: str) -> Handler:
+    """A one-shot read-only command, fn(reader, args), over etcd's JSON gateway."""
+    def handler(args: argparse.Namespace) -> int:
+        from .readview import run_read
+
+        fn = cast(ReadCommand, _resolve(target))
+        return run_read(args.endpoint, lambda reader: fn(reader, args))
 
     return handler
 
@@ -95,15 +111,15 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 
     def block_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--no-block", action="store_true", help="return at once, do not wait for the units")
-        p.add_argument("--block-attempts", type=int, default=0, metavar="N",
+        p.add_argument("--block-attempts", type=count, default=0, metavar="N",
                        help="give up after N attempts (one a second); 0 waits forever (default)")
 
     table_flags(command("list-machines", "list the machines of the cluster and their metadata",
-                        _cluster("listing.list_machines")))
+                        _read("listing.list_machines")))
     table_flags(command("list-units", "list the units with the machine and state they run in",
-                        _cluster("listing.list_units")))
+                        _read("listing.list_units")))
     table_flags(command("list-unit-files", "list the submitted units: hash, desired and current state, target",
-                        _cluster("listing.list_unit_files")))
+                        _read("listing.list_unit_files")))
 
     p = command("submit", "upload unit files to the cluster without scheduling them", _cluster("jobs.submit"))
     p.add_argument("--replace", action="store_true", help="replace units already in the cluster with these versions")
@@ -123,14 +139,14 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p = command("destroy", "stop units and remove them from the cluster", _cluster("jobs.destroy"))
     p.add_argument("units", nargs="+", metavar="UNIT")
 
-    p = command("status", "show the state of units and the end of their journal", _cluster("inspect.status"))
-    p.add_argument("--lines", "-n", type=int, default=10, help="journal lines to show (default 10)")
+    p = command("status", "show the state of units and the end of their journal", _read("status.status"))
+    p.add_argument("--lines", "-n", type=count, default=10, help="journal lines to show (default 10)")
     p.add_argument("units", nargs="+", metavar="UNIT")
     p = command("cat", "print a unit file as the cluster has it", _cluster("inspect.cat"))
     p.add_argument("unit", metavar="UNIT")
     p = command("journal", "print the output of a unit, from the machine that runs it", _cluster("inspect.journal"))
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    p.add_argument("--lines", "-n", type=int, default=10, help="lines to show (default 10)")
+    p.add_argument("--lines", "-n", type=count, default=10, help="lines to show (default 10)")
     p.add_argument("unit", metavar="UNIT")
     p = command("connect", "open a shell (or run COMMAND) on the machine of a unit, or on a machine",
                 _cluster("inspect.connect"))
@@ -154,19 +170,30 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--public-ip", required=True, help="the address other machines reach this one at")
     p.add_argument("--state-dir", required=True, help="local state: runtime files, journals")
     p.add_argument("--shared-dir", required=True, help="storage shared by all machines (NFS in production)")
-    p.add_argument("--ttl", type=int, default=5, help="presence lease TTL in seconds (default 5)")
+    p.add_argument("--ttl", type=lease_ttl, default=5, help="presence lease TTL in seconds (default 5, at least 2)")
     p.add_argument("--netns", help="network namespace of this machine (lab only)")
     p = command("engine", "run an engine; the elected one places units on machines", _local("daemons.engine"))
     p.add_argument("--name", help="engine name (default: host name)")
-    p.add_argument("--ttl", type=int, default=5, help="leadership lease TTL in seconds (default 5)")
+    p.add_argument("--ttl", type=lease_ttl, default=5, help="leadership lease TTL in seconds (default 5, at least 2)")
 
     if wanted not in sub.choices:
         from ..lab.cli import register as register_lab
         from ..openstack.commands import register as register_openstack
 
         register_lab(sub)
-        register_openstack(sub)
+        register_openstack(sub, [common])
     return parser
+
+
+# Bad input found before anything was sent: a malformed endpoint, unusable certificate files.
+BAD_INPUT = (("stackfleet.registry.endpoints", "BadEndpoint"), ("stackfleet.registry.tls", "TLSConfigError"))
+# No endpoint answered, over gRPC or over the JSON gateway.
+UNAVAILABLE = (("stackfleet.registry.endpoints", "EtcdUnavailable"),)
+
+
+def _loaded(classes: tuple[tuple[str, str], ...]) -> list[type]:
+    """Those of the (module, class) that are imported: an error of a class means its module ran."""
+    return [getattr(sys.modules[module], name) for module, name in classes if module in sys.modules]
 
 
 def reported_failure(err: Exception) -> int | None:
@@ -174,16 +201,15 @@ def reported_failure(err: Exception) -> int | None:
 
     Looked up in sys.modules: an error of those classes means that their module ran, and a
     command that never imported them (verify) does not import them to find out."""
-    context = sys.modules.get(f"{__package__}.context")
-    if context is not None and isinstance(err, context.CommandError):
+    if isinstance(err, CommandError):
         print(f"stackfleet: {err}", file=sys.stderr)
         return int(err.code)
-    connection = sys.modules.get("stackfleet.registry.connection")
-    if connection is not None and isinstance(err, connection.EtcdUnavailable):
+    if any(isinstance(err, kind) for kind in _loaded(BAD_INPUT)):
+        print(f"stackfleet: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if any(isinstance(err, kind) for kind in _loaded(UNAVAILABLE)):
         print(f"stackfleet: {err}\n  Is the cluster up? `stackfleet lab up` starts the built-in lab; "
               "--endpoint or $STACKFLEET_ENDPOINT select another cluster.", file=sys.stderr)
-        from .context import EXIT_UNAVAILABLE
-
         return EXIT_UNAVAILABLE
     return None
 

@@ -31,7 +31,7 @@ def select_fields(fields: str | None, available: Sequence[str], default: str) ->
     chosen = [f.strip() for f in (fields or default).split(",") if f.strip()]
     unknown = [f for f in chosen if f not in available]
     if unknown:
-        from .context import CommandError
+        from .errors import CommandError
 
         raise CommandError(f"unknown field(s) {', '.join(unknown)}; choose from {','.join(available)}", 2)
     return chosen

@@ -8,6 +8,11 @@ import sys
 from ..unit import UnitError, unit_warnings, verify_json, verify_paths
 
 
+def warning_line(warning: UnitError) -> str:
+    """`path:line: warning: message (hint)`, as verify, submit, load and start print it."""
+    return f"{warning.path}:{warning.line}: warning: {warning.message}" + (f" ({warning.hint})" if warning.hint else "")
+
+
 def _warning_json(warning: UnitError) -> dict[str, object]:
     return {"path": warning.path, "line": warning.line, "message": warning.message,
             "hint": warning.hint}
@@ -20,8 +25,7 @@ def verify(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
     for _, warnings in checked:
         for w in warnings:
-            print(f"{w.path}:{w.line}: warning: {w.message}" + (f" ({w.hint})" if w.hint else ""),
-                  file=sys.stderr)
+            print(warning_line(w), file=sys.stderr)
     failed = bool(errors) or (args.strict and any(warnings for _, warnings in checked))
     if args.json:
         print(json.dumps([{**verify_json(u), "warnings": [_warning_json(w) for w in warnings]}

@@ -1,11 +1,14 @@
 """A read-only picture of the cluster, loaded once per command."""
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..registry.records import JobRecord, MachineRecord, ScheduleEntry, UnitState, machine_label
-from ..registry.store import Registry
+
+if TYPE_CHECKING:
+    from ..registry.gateway import GatewayReader
+    from ..registry.store import Registry
 
 
 @dataclass
@@ -18,10 +21,18 @@ class ClusterView:
 
     @classmethod
     async def load(cls, registry: Registry) -> ClusterView:
+        """Over the registry (gRPC), for commands that go on to write or watch."""
+        import asyncio
+
         machines, jobs, schedule, states, reasons = await asyncio.gather(
             registry.machines(), registry.jobs(), registry.schedule(), registry.states(), registry.reasons()
         )
         return cls(machines, jobs, schedule, states, reasons)
+
+    @classmethod
+    def read(cls, reader: GatewayReader) -> ClusterView:
+        """Over etcd's JSON gateway, in one round trip, for the one-shot read-only commands."""
+        return cls(*reader.cluster())
 
     def label(self, machine_id: str, full: bool = False) -> str:
         return machine_label(machine_id, self.machines.get(machine_id), full)

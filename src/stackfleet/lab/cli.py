@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from stackfleet.cli.arguments import count, lease_ttl
 from stackfleet.lab import client, ops
 from stackfleet.lab.net import IpError
 from stackfleet.lab.plan import Counts, PlanError
@@ -105,11 +106,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     up = sub.add_parser("up", parents=[common], help="create the lab, or power a machine back on")
     up.add_argument("machine", nargs="?", help="a halted machine to bring back")
-    up.add_argument("--controllers", type=int, metavar="N", help="default 3")
-    up.add_argument("--network", type=int, metavar="N", help="default 2")
-    up.add_argument("--compute", type=int, metavar="N", help="default 2")
-    up.add_argument("--nova-docker", type=int, metavar="N", help="default 2")
-    up.add_argument("--ttl", type=int, metavar="S", help=f"machine lease TTL (default {ops.DEFAULT_TTL})")
+    up.add_argument("--controllers", type=count, metavar="N", help="default 3")
+    up.add_argument("--network", type=count, metavar="N", help="default 2")
+    up.add_argument("--compute", type=count, metavar="N", help="default 2")
+    up.add_argument("--nova-docker", type=count, metavar="N", help="default 2")
+    up.add_argument("--ttl", type=lease_ttl, metavar="S",
+                    help=f"machine lease TTL (default {ops.DEFAULT_TTL}, at least 2)")
     # Internal: run only some process kinds (e.g. etcd alone for testing the lab itself).
     up.add_argument("--only", help=argparse.SUPPRESS)
     up.set_defaults(func=guarded(cmd_up))

@@ -10,13 +10,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import aetcd
 import aetcd.exceptions as aexc
 import grpc
 
+from .endpoints import BadEndpoint, EtcdUnavailable, parse_endpoint
 from .tls import TLSClient, TLSConfigError, TLSFiles
+
+__all__ = ["BadEndpoint", "EtcdConnection", "EtcdUnavailable", "parse_endpoint"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,37 +45,6 @@ _CHANNEL_OPTIONS = {
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
 }
-
-
-class EtcdUnavailable(Exception):
-    """No endpoint of the cluster answered."""
-
-    def __init__(self, endpoints: list[str], cause: BaseException | None) -> None:
-        self.endpoints = endpoints
-        self.cause = cause
-        detail = f": {type(cause).__name__} {cause}".rstrip() if cause else ""
-        super().__init__(f"etcd is unreachable at {', '.join(endpoints)}{detail}")
-
-
-class BadEndpoint(ValueError):
-    """An endpoint that is not HOST:PORT or http(s)://HOST:PORT; the message says which."""
-
-
-def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
-    """'https://10.0.0.1:2379', 'http://10.0.0.1:2379', '10.0.0.1:2379' or '10.0.0.1'
-    -> (scheme, host, port); no scheme means http."""
-    hint = "expected http://HOST:PORT or https://HOST:PORT"
-    try:
-        url = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
-        port = url.port
-    except ValueError as err:  # urlsplit's own words: "Port out of range 0-65535" and the like
-        raise BadEndpoint(f"not an etcd endpoint: {endpoint!r}: {err} ({hint})") from None
-    scheme = url.scheme or "http"
-    if scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
-        raise BadEndpoint(f"not an etcd endpoint: {endpoint!r} ({hint})")
-    if port == 0:
-        raise BadEndpoint(f"not an etcd endpoint: {endpoint!r}: port 0 ({hint})")
-    return scheme, url.hostname, port or 2379
 
 
 class EtcdConnection:

@@ -1,0 +1,18 @@
+"""Running a one-shot read-only command over etcd's JSON gateway: no asyncio, no gRPC."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..discovery import prefix, resolve_endpoints
+from ..registry.gateway import GatewayReader, GatewayRefused
+from .errors import EXIT_FAILED, CommandError
+
+
+def run_read(endpoint_flag: str | None, body: Callable[[GatewayReader], int]) -> int:
+    reader = GatewayReader(resolve_endpoints(endpoint_flag), prefix())
+    try:
+        return body(reader)
+    except GatewayRefused as err:
+        raise CommandError(f"{err} (is it etcd 3.4 or later, with its JSON gateway on?)", EXIT_FAILED) from None
+    finally:
+        reader.close()
