@@ -34,7 +34,8 @@ async def wait_for(check, timeout: float = 20.0):  # type: ignore[no-untyped-def
     return result
 
 
-def test_a_second_agent_with_the_same_machine_id_exits_and_the_first_keeps_its_unit(etcd: LocalEtcd, tmp_path: Path) -> None:
+def test_a_second_agent_with_the_same_machine_id_exits_and_the_first_keeps_its_unit(
+        etcd: LocalEtcd, tmp_path: Path) -> None:
     first_dir, clone_dir = tmp_path / "first", tmp_path / "clone"
     first_dir.mkdir()
     first = start_agent(etcd, first_dir, "first-01", "127.0.0.1", open(first_dir / "agent.log", "wb"))

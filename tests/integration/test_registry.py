@@ -286,7 +286,7 @@ async def _typed_watches(r: RegistryAPI) -> list[object]:
     # What each consumer has once the script's last change to it arrived.
     last = [("z.service", "m9"), "a.service", "a.service", "m1", "d.service", "", ""]
     results: list[object] = []
-    for w, key in zip(watches, last):
+    for w, key in zip(watches, last, strict=True):
         merged: dict[object, object] = {}
         while key not in merged:
             changes = await asyncio.wait_for(w.__anext__(), 5)

@@ -6,9 +6,10 @@ import asyncio
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 from stackfleet.lab.nsprocs import netns_id, pids_in_netns
 from stackfleet.lab.state import LabInfo
@@ -87,4 +88,4 @@ def beacon_runs(log: Path) -> list[Run]:
 
 def overlaps(runs: list[Run]) -> list[tuple[Run, Run]]:
     ordered = sorted(runs, key=lambda r: r.start)
-    return [(a, b) for a, b in zip(ordered, ordered[1:]) if b.start <= a.end]
+    return [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b.start <= a.end]

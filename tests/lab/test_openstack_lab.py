@@ -7,18 +7,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from stackfleet.failover import patiently
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
 from stackfleet.openstack.venv import default_venv
-from stackfleet.failover import patiently
 from stackfleet.registry.store import Registry
 
 from .faults import REPO, cli

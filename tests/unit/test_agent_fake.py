@@ -40,7 +40,8 @@ async def agent(registry: FakeRegistry, cfg: AgentConfig, runtime: FakeRuntime) 
 
 async def schedule(registry: FakeRegistry, unit: str, body_hash: str, desired: DesiredState = "launched",
                    exclusive: bool = True) -> None:
-    await registry.submit(JobRecord(unit, body_hash, desired), f"[Service]\nExecStart=/bin/sleep {body_hash[1:]}\n", True)
+    body = f"[Service]\nExecStart=/bin/sleep {body_hash[1:]}\n"
+    await registry.submit(JobRecord(unit, body_hash, desired), body, True)
     await registry.put_many([registry.schedule_op(unit, MACHINE.id, ScheduleEntry(desired, body_hash, exclusive))])
 
 
@@ -65,7 +66,8 @@ def test_the_agent_runs_stops_and_forgets_what_its_schedule_says(tmp_path: Path)
             assert (cfg.hashes_dir / DB).read_text() == "h1 exclusive"
 
             async def reported() -> bool:
-                return {(s.name, s.hash, s.active) for s in await registry.states()} == {(DB, "h1", "active"), (NOVA, "h1", "active")}
+                found = {(s.name, s.hash, s.active) for s in await registry.states()}
+                return found == {(DB, "h1", "active"), (NOVA, "h1", "active")}
             await eventually(reported)
 
             await schedule(registry, DB, "h2")  # a new body while running: stop, then start the new one

@@ -5,11 +5,10 @@ import asyncio
 import os
 from pathlib import Path
 
+from asyncwait import eventually
 from stackfleet.agent.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, Inotify
 from stackfleet.agent.statuswatch import StatusWatch
 from stackfleet.runtime.files import write_json_atomic
-
-from asyncwait import eventually
 
 
 def test_inotify_reports_renames_and_writes_into_a_watched_directory(tmp_path: Path) -> None:

@@ -20,10 +20,10 @@ from stackfleet.agent.reconcile import (
     Unfence,
     UnitMemory,
     fence_steps,
-    next_fence_check,
     fence_unit,
     lifts_fence,
     may_start,
+    next_fence_check,
     reconcile_unit,
     state_to_report,
 )

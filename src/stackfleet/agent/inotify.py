@@ -36,7 +36,7 @@ class Inotify:
         fd = _libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if fd < 0:
             raise _error("inotify_init1")
-        self._fd = fd
+        self._fd = int(fd)
 
     def fileno(self) -> int:
         return self._fd

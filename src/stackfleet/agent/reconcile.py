@@ -162,7 +162,8 @@ def fence_unit(memory: UnitMemory, kill: bool, running: bool) -> list[Task]:
     if not memory.exclusive:
         return []
     if kill:
-        return ([Kill()] if running else []) + [MarkFenced()]
+        tasks: list[Task] = [Kill()] if running else []
+        return [*tasks, MarkFenced()]
     if memory.launched_hash is None:
         return []  # nothing of ours to stop gracefully; the kill pass still checks it
     return [Stop(), MarkFenced()]

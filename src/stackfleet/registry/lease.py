@@ -54,6 +54,9 @@ class _StreamBroken(Exception):
     """The keep-alive stream ended or failed; a new one is opened on the next renewal."""
 
 
+_RENEWAL_ERRORS: tuple[type[BaseException], ...] = (_StreamBroken, *RETRYABLE)
+
+
 class EtcdLeases:
     def __init__(self, conn: EtcdConnection) -> None:
         self.conn = conn
@@ -74,7 +77,7 @@ class EtcdLeases:
             generation = self.conn.generation
             try:
                 return max(0, await asyncio.wait_for(self._exchange(lease_id), timeout))
-            except (_StreamBroken, *RETRYABLE) as err:
+            except _RENEWAL_ERRORS as err:
                 last = err
                 self._drop_stream()
                 await self.conn.failover(generation)

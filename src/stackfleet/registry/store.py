@@ -37,7 +37,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class _LeaseOf(tx.BaseCompare):
+class _LeaseOf(tx.BaseCompare):  # type: ignore[misc]  # aetcd ships no type information
     """Compare a key's lease (aetcd has no such compare). A missing key has lease 0."""
 
     def build_compare(self, compare: Any) -> None:
