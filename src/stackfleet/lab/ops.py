@@ -52,6 +52,7 @@ from stackfleet.lab.supervisor import LOG_NAME, PID_NAME, SOCKET_NAME
 Say = Callable[[str], None]
 DEFAULT_TTL = 5
 ETCD_READY_TIMEOUT = 30.0
+AGENTS_JOIN_TIMEOUT = 30.0
 # Everything `up` puts in a root; destroy removes exactly these, so a mistaken --root
 # pointing at a directory with other content loses nothing else.
 ROOT_ENTRIES = ("machines", "shared", "lab.json", "lab.json.tmp", SOCKET_NAME, PID_NAME, LOG_NAME)
@@ -192,6 +193,37 @@ def wait_etcd(endpoints: list[str], timeout: float = ETCD_READY_TIMEOUT) -> list
     return pending
 
 
+def joined_machines(endpoints: list[str]) -> set[str]:
+    """The ids of the machines whose agents are registered (their presence lease is alive)."""
+    from stackfleet.registry.gateway import GatewayReader
+    from stackfleet.registry.keys import DEFAULT_PREFIX
+    from stackfleet.registry.records import MachineRecord
+
+    reader = GatewayReader(endpoints, DEFAULT_PREFIX)
+    try:
+        (found,) = reader.ranges([reader.keys.machines()])
+    finally:
+        reader.close()
+    return {MachineRecord.decode(raw).id for raw in found.values()}
+
+
+def wait_agents(lab: LabInfo, timeout: float = AGENTS_JOIN_TIMEOUT) -> list[str]:
+    """Waits until every machine's agent has joined; returns the names of those that did not."""
+    from stackfleet.registry.endpoints import EtcdUnavailable
+
+    deadline = time.monotonic() + timeout
+    missing = [m.name for m in lab.machines]
+    while missing and time.monotonic() < deadline:
+        try:
+            joined = joined_machines(lab.endpoints)
+        except EtcdUnavailable:
+            joined = set()
+        missing = [m.name for m in lab.machines if m.machine_id not in joined]
+        if missing:
+            time.sleep(0.1)
+    return missing
+
+
 def up(
     root: Path,
     counts: Counts | None = None,
@@ -246,6 +278,15 @@ def up(
                 f"{root}/machines/<controller>/logs/etcd.log"
             )
     say(f"etcd endpoints: {','.join(lab.endpoints)}")
+    if "agent" in lab.processes and "etcd" in lab.processes:
+        # `lab up && stackfleet start ...` must find every machine in the cluster.
+        late = wait_agents(lab)
+        if late:
+            raise LabError(
+                f"the agents of {', '.join(late)} did not join within {AGENTS_JOIN_TIMEOUT:.0f} s; "
+                f"see {root}/machines/<machine>/logs/agent.log"
+            )
+        say(f"{len(lab.machines)} machines joined")
     return lab
 
 
