@@ -70,7 +70,7 @@ def test_credentials_need_a_published_controller(standalone, capsys):
     capsys.readouterr()
     assert main("openstack", "credentials") == 0
     out = capsys.readouterr().out
-    assert "auth_url: http://127.0.0.9:5000/v3" in out and "export OS_PASSWORD=" in out
+    assert 'auth_url: "http://127.0.0.9:5000/v3"' in out and "export OS_PASSWORD=" in out
 
 
 def test_file_link_add_settings_keeps_existing_values(tmp_path):

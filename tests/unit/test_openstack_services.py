@@ -85,7 +85,8 @@ def test_the_controller_renders_the_same_files_as_before():
     assert sorted(controller.render(make_site())) == sorted([
         "keystone/keystone.conf", "glance/glance-api.conf", "placement/placement.conf",
         "nova/nova.conf", "neutron/neutron.conf", "neutron/ml2_conf.ini",
-        "rabbitmq/rabbitmq.conf", "rabbitmq/enabled_plugins", "rabbitmq/rabbitmq-env.conf"])
+        "rabbitmq/rabbitmq.conf", "rabbitmq/advanced.config", "rabbitmq/enabled_plugins",
+        "rabbitmq/rabbitmq-env.conf"])
     ml2 = controller.render(make_site())["neutron/ml2_conf.ini"]
     assert "stackfleet_fallback" in ml2
 

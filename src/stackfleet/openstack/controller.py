@@ -37,6 +37,7 @@ def render(site: Site) -> dict[str, str]:
         files.update(configs.render_service(site, svc))
     return files | {
         "rabbitmq/rabbitmq.conf": configs.rabbitmq_conf(site),
+        "rabbitmq/advanced.config": configs.rabbitmq_advanced_config(site),
         "rabbitmq/enabled_plugins": "[].\n",
         "rabbitmq/rabbitmq-env.conf": "",
     }
@@ -86,6 +87,7 @@ def infra_specs(run: RoleRun, site: Site) -> list[ServiceSpec]:
         "RABBITMQ_MNESIA_BASE": str(rabbit / "mnesia"), "RABBITMQ_LOG_BASE": str(rabbit / "log"),
         "RABBITMQ_LOGS": "-", "RABBITMQ_PID_FILE": str(rabbit / "rabbit.pid"),
         "RABBITMQ_CONFIG_FILE": run.etc("rabbitmq/rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": run.etc("rabbitmq/advanced.config"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": run.etc("rabbitmq/enabled_plugins"),
         "RABBITMQ_CONF_ENV_FILE": run.etc("rabbitmq/rabbitmq-env.conf"),
         "ERL_EPMD_PORT": str(port("epmd")),

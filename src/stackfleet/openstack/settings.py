@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from stackfleet.openstack.quoting import refuse_unrepresentable
 from stackfleet.openstack.services import password_keys
 
 # The OpenStack release of the pinned set in requirements/openstack-constraints.txt
@@ -60,6 +61,11 @@ def validate(key: str, value: str) -> tuple[str, str]:
     """Returns the canonical (key, value) or raises SettingsError naming what is allowed."""
     name = normalize_key(key)
     value = value.strip()
+    try:
+        # Every value ends up in files whose formats cannot carry these (see quoting.py).
+        refuse_unrepresentable(value, name)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     if name == "ha_mode":
         mode = value.upper()
         if mode not in HA_MODES:
