@@ -10,6 +10,9 @@ Phases, in the order the controller runs them:
   catalog    service project, users, role grants, services and endpoints: each checked before it is
              created, endpoints re-pointed when the controller's address moved
   flavors    a tiny flavor, once
+  ghosts     Nova service records of the controller's services under another host than
+             services.CONTROLLER_HOST: earlier versions registered them under each machine's own
+             name, and each failover left the old machine's behind, down
 Every step checks before it acts, so running a phase again on existing data changes nothing.
 Setup talks to Keystone through openstacksdk in this one process (one CLI call costs ~2 s).
 """
@@ -286,8 +289,27 @@ def flavors(site: Site) -> None:
         conn.compute.create_flavor(**TINY_FLAVOR)
 
 
+def is_ghost(binary: str, host: str) -> bool:
+    """A controller service's record under another host than the controller's one name (pure).
+    Compute and network machines' own services are never ghosts: their binaries differ."""
+    return binary in services.host_registering() and host != services.CONTROLLER_HOST
+
+
+def ghosts(site: Site) -> None:
+    """Removes the records that is_ghost names, through the compute API. Neutron needs nothing:
+    the controller runs no agents."""
+    conn = admin_connection(site)
+    found = [s for s in conn.compute.services() if is_ghost(s.binary, s.host)]
+    for svc in found:
+        say(f"removing the old controller service {svc.binary} on host {svc.host} "
+            f"(state {svc.state})")
+        conn.compute.delete_service(svc, ignore_missing=True)
+    if not found:
+        say("no old controller services to remove")
+
+
 PHASES = {"databases": databases, "keystone": keystone, "syncs": syncs, "cells": cells,
-          "catalog": catalog, "flavors": flavors}
+          "catalog": catalog, "flavors": flavors, "ghosts": ghosts}
 
 
 def main(argv: list[str]) -> int:

@@ -26,6 +26,7 @@ from stackfleet.openstack.probes import http_answers, tcp_open, wait_until
 from stackfleet.openstack.role_context import RoleRun
 from stackfleet.openstack.role_supervisor import ServiceSpec
 from stackfleet.openstack.services import Command, Process, Service, Uwsgi, port
+from stackfleet.openstack.settings import Settings
 
 BOOT_TIMEOUT = 300.0
 CARETAKER = "caretaker"  # maps new compute hosts into cell1: see cell_hosts.py
@@ -154,10 +155,16 @@ async def readiness(run: RoleRun, site: Site) -> dict[str, bool]:
     return ready
 
 
+def controller_site(run: RoleRun, settings: Settings) -> Site:
+    """This machine as the controller: its own address, and the one host name that every
+    controller's services register under."""
+    return run.site(settings, controller=run.ctx.address, host=services.CONTROLLER_HOST)
+
+
 async def serve(run: RoleRun) -> None:
     say = run.ctx.say
     settings = await run.settings()
-    site = run.site(settings, controller=run.ctx.address)
+    site = controller_site(run, settings)
     shared_data.prepare(site.shared, shared_data.Marker(settings.ha_mode, settings.release))
     run.write_configs(render(site))
     site_json = str(run.write_site(site))
@@ -191,7 +198,7 @@ async def serve(run: RoleRun) -> None:
     for svc, proc in command_processes():
         run.sup.start(command_spec(run, svc, proc))
     await wait_until(checks["nova-api"], "nova-api", BOOT_TIMEOUT, say)
-    await run.helper("bootstrap", site_json, "flavors", log="bootstrap")
+    await run.helper("bootstrap", site_json, "flavors", "ghosts", log="bootstrap")
     run.sup.start(ServiceSpec(
         CARETAKER, [run.bin("python"), "-m", "stackfleet.openstack.cell_hosts", site_json],
         run.log(CARETAKER), run.helper_env()))
