@@ -50,7 +50,7 @@ def test_config_show_masks_passwords(standalone, capsys):
     assert "region = RegionOne" in out
 
 
-def test_data_reset_without_confirmation_deletes_nothing(tmp_path, monkeypatch, capsys):
+def test_data_reset_without_confirmation_deletes_nothing(standalone, tmp_path, monkeypatch, capsys):
     shared = shared_data.SharedLayout(tmp_path / "shared")
     shared_data.prepare(shared, shared_data.Marker("L3_HA", "2026.2"))
     monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))

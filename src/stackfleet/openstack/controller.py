@@ -163,6 +163,8 @@ def controller_site(run: RoleRun, settings: Settings) -> Site:
 
 async def serve(run: RoleRun) -> None:
     say = run.ctx.say
+    # Present before the data is touched, so that `data reset` refuses from now on.
+    await run.ctx.link.publish_controller(run.ctx.address, {})
     settings = await run.settings()
     site = controller_site(run, settings)
     shared_data.prepare(site.shared, shared_data.Marker(settings.ha_mode, settings.release))
