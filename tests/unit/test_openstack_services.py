@@ -186,3 +186,18 @@ def test_the_controller_registers_under_one_host_name_and_other_roles_under_thei
     compute = run.site(make_site().settings, controller="10.9.0.9")
     assert compute.host == "machine-3"
     assert "\nhost = machine-3\n" in configs.nova_compute_conf(compute)
+
+
+def test_remove_ghosts_deletes_only_the_ghosts(capsys):
+    from types import SimpleNamespace
+
+    deleted = []
+    conn = SimpleNamespace(compute=SimpleNamespace(
+        delete_service=lambda svc, ignore_missing: deleted.append((svc.binary, svc.host))))
+    listed = [SimpleNamespace(binary=b, host=h, state="down") for b, h in [
+        ("nova-scheduler", "ctl1"), ("nova-scheduler", "controller"), ("nova-compute", "ctl1"),
+        ("nova-conductor", "ctl2")]]
+    bootstrap.remove_ghosts(conn, listed)
+    assert deleted == [("nova-scheduler", "ctl1"), ("nova-conductor", "ctl2")]
+    assert "removing the old controller service nova-conductor on host ctl2" in \
+        capsys.readouterr().out

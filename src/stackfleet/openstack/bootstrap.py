@@ -10,9 +10,8 @@ Phases, in the order the controller runs them:
   catalog    service project, users, role grants, services and endpoints: each checked before it is
              created, endpoints re-pointed when the controller's address moved
   flavors    a tiny flavor, once
-  ghosts     Nova service records of the controller's services under another host than
-             services.CONTROLLER_HOST: earlier versions registered them under each machine's own
-             name, and each failover left the old machine's behind, down
+The controller's caretaker (cell_hosts.py) removes, with remove_ghosts, the Nova service records
+that earlier versions left under each machine's own name: off the failover's critical path.
 Every step checks before it acts, so running a phase again on existing data changes nothing.
 Setup talks to Keystone through openstacksdk in this one process (one CLI call costs ~2 s).
 """
@@ -295,21 +294,18 @@ def is_ghost(binary: str, host: str) -> bool:
     return binary in services.host_registering() and host != services.CONTROLLER_HOST
 
 
-def ghosts(site: Site) -> None:
-    """Removes the records that is_ghost names, through the compute API. Neutron needs nothing:
-    the controller runs no agents."""
-    conn = admin_connection(site)
-    found = [s for s in conn.compute.services() if is_ghost(s.binary, s.host)]
-    for svc in found:
-        say(f"removing the old controller service {svc.binary} on host {svc.host} "
-            f"(state {svc.state})")
-        conn.compute.delete_service(svc, ignore_missing=True)
-    if not found:
-        say("no old controller services to remove")
+def remove_ghosts(conn, listed: list) -> None:
+    """Deletes, through the compute API, the listed Nova services that is_ghost names. Idempotent;
+    Neutron needs nothing: the controller runs no agents."""
+    for svc in listed:
+        if is_ghost(svc.binary, svc.host):
+            say(f"removing the old controller service {svc.binary} on host {svc.host} "
+                f"(state {svc.state})")
+            conn.compute.delete_service(svc, ignore_missing=True)
 
 
 PHASES = {"databases": databases, "keystone": keystone, "syncs": syncs, "cells": cells,
-          "catalog": catalog, "flavors": flavors, "ghosts": ghosts}
+          "catalog": catalog, "flavors": flavors}
 
 
 def main(argv: list[str]) -> int:

@@ -200,7 +200,7 @@ async def serve(run: RoleRun) -> None:
     for svc, proc in command_processes():
         run.sup.start(command_spec(run, svc, proc))
     await wait_until(checks["nova-api"], "nova-api", BOOT_TIMEOUT, say)
-    await run.helper("bootstrap", site_json, "flavors", "ghosts", log="bootstrap")
+    await run.helper("bootstrap", site_json, "flavors", log="bootstrap")
     run.sup.start(ServiceSpec(
         CARETAKER, [run.bin("python"), "-m", "stackfleet.openstack.cell_hosts", site_json],
         run.log(CARETAKER), run.helper_env()))
