@@ -25,8 +25,19 @@ from .conftest import ADDRESS, descendants
 
 pytestmark = pytest.mark.openstack
 
+# Passwords that break every format written unescaped: shell ($(...), quotes), URL (@ / # : ? %),
+# oslo.config ($ interpolation, quotes around the value) and YAML.
+HOSTILE = {
+    "nova_db_password": "'p@ss:w/rd#?%41$(touch /tmp/sf-pwned)${x};`id` \"q\\'",
+    "nova_password": '"n0va $HOME #not-a-comment: *x &y !z"',
+    "neutron_db_password": "x%2Fy@h:1/db?q=1#frag$$ $",
+    "rabbit_password": "r@bbit#:?%$(x) \"q\\ ünï",  # no "/": see settings.FORBIDDEN
+}
+
 
 def test_cold_start_then_the_sample_workflow_boots_a_server(cloud):
+    for key, value in HOSTILE.items():
+        assert cloud.cli("config", "set", key, value).returncode == 0
     started = time.monotonic()
     cloud.start("controller", "ctl1")
     cloud.measured["cold start to healthy, s"] = cloud.wait_ready()
@@ -42,6 +53,8 @@ def test_cold_start_then_the_sample_workflow_boots_a_server(cloud):
     # No default password anywhere: the admin's comes from the generated settings.
     settings = json.loads((cloud.cluster / "settings.json").read_text())
     assert settings["admin_password"] != "adminpass" and len(settings["admin_password"]) >= 24
+    assert {key: settings[key] for key in HOSTILE} == HOSTILE
+    assert not os.path.exists("/tmp/sf-pwned")
     assert oct((cloud.cluster / "settings.json").stat().st_mode & 0o777) == "0o600"
 
 
@@ -85,10 +98,22 @@ def test_sigkill_of_the_control_plane_then_restart_loses_nothing(cloud):
     cloud.measured["restart to the first new server ACTIVE, s"] = time.monotonic() - started
 
 
+def _services(cloud) -> list[dict]:
+    return json.loads(cloud.workflow("services", cloud.root / "unused"))
+
+
 def test_the_controller_moves_to_another_address_and_compute_follows(cloud):
     """A failover in miniature: same data, new address (127.0.0.2 is loopback too)."""
     cloud.kill_role("controller")
     (cloud.cluster / "controller.json").unlink()
+    # What an earlier version left: the controller's services under the machine's own name.
+    inserted = cloud.offline_sql(
+        "nova", "INSERT INTO services (created_at, updated_at, host, `binary`, topic, "
+        "report_count, disabled, deleted, forced_down, version, uuid) SELECT created_at, "
+        "updated_at, 'ctl1', `binary`, topic, 0, 0, 0, 0, version, UUID() FROM services "
+        "WHERE host='controller' AND deleted=0 AND `binary` IN ('nova-scheduler', "
+        "'nova-conductor'); SELECT ROW_COUNT();")
+    assert inserted.split() == ["2"]
     started = time.monotonic()
     cloud.start("controller", "ctl2", address="127.0.0.2")
     cloud.measured["restart at a new address to healthy, s"] = cloud.wait_ready()
@@ -100,6 +125,21 @@ def test_the_controller_moves_to_another_address_and_compute_follows(cloud):
     cloud.workflow("boot-check", cloud.root / "record.json")
     cloud.measured["new address to the first new server ACTIVE, s"] = time.monotonic() - started
     assert "controller moved to 127.0.0.2; restarting nova-compute" in cloud.output("compute")
+    wanted = [("nova-conductor", "controller", "up"), ("nova-scheduler", "controller", "up")]
+    deadline = time.monotonic() + 60  # the caretaker removes the old ones within seconds
+    while True:
+        listed = _services(cloud)
+        controller = sorted((s["binary"], s["host"], s["state"]) for s in listed
+                            if s["binary"] != "nova-compute")
+        if controller == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert controller == wanted
+    caretaker = (cloud.root / "state" / "controller" / "log" / "caretaker.log").read_text()
+    for binary in ("nova-scheduler", "nova-conductor"):
+        assert f"removing the old controller service {binary} on host ctl1" in caretaker
+    assert [(s["host"], s["state"]) for s in listed if s["binary"] == "nova-compute"] == \
+        [("cmp1", "up")]
 
 
 def test_a_second_full_bootstrap_changes_nothing(cloud):

@@ -50,7 +50,7 @@ def test_config_show_masks_passwords(standalone, capsys):
     assert "region = RegionOne" in out
 
 
-def test_data_reset_without_confirmation_deletes_nothing(tmp_path, monkeypatch, capsys):
+def test_data_reset_without_confirmation_deletes_nothing(standalone, tmp_path, monkeypatch, capsys):
     shared = shared_data.SharedLayout(tmp_path / "shared")
     shared_data.prepare(shared, shared_data.Marker("L3_HA", "2026.2"))
     monkeypatch.setattr("sys.stdin", io.StringIO("no\n"))
@@ -70,7 +70,7 @@ def test_credentials_need_a_published_controller(standalone, capsys):
     capsys.readouterr()
     assert main("openstack", "credentials") == 0
     out = capsys.readouterr().out
-    assert "auth_url: http://127.0.0.9:5000/v3" in out and "export OS_PASSWORD=" in out
+    assert 'auth_url: "http://127.0.0.9:5000/v3"' in out and "export OS_PASSWORD=" in out
 
 
 def test_file_link_add_settings_keeps_existing_values(tmp_path):

@@ -121,5 +121,6 @@ def test_site_round_trips_through_json_data():
 
 def test_rabbitmq_user_comes_from_the_settings():
     site = make_site()
-    text = configs.rabbitmq_conf(site)
-    assert f"default_pass = {site.settings.password('rabbit_password')}" in text
+    text = configs.rabbitmq_advanced_config(site)
+    assert f"{{default_pass, <<\"{site.settings.password('rabbit_password')}\"/utf8>>}}" in text
+    assert "default_pass" not in configs.rabbitmq_conf(site)

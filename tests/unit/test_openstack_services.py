@@ -85,7 +85,8 @@ def test_the_controller_renders_the_same_files_as_before():
     assert sorted(controller.render(make_site())) == sorted([
         "keystone/keystone.conf", "glance/glance-api.conf", "placement/placement.conf",
         "nova/nova.conf", "neutron/neutron.conf", "neutron/ml2_conf.ini",
-        "rabbitmq/rabbitmq.conf", "rabbitmq/enabled_plugins", "rabbitmq/rabbitmq-env.conf"])
+        "rabbitmq/rabbitmq.conf", "rabbitmq/advanced.config", "rabbitmq/enabled_plugins",
+        "rabbitmq/rabbitmq-env.conf"])
     ml2 = controller.render(make_site())["neutron/ml2_conf.ini"]
     assert "stackfleet_fallback" in ml2
 
@@ -158,3 +159,45 @@ def test_schema_fingerprint_is_the_one_existing_stamps_hold(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda dist: "1.0")
     legacy = "2026.2 keystone=1.0 glance=1.0 openstack-placement=1.0 nova=1.0 neutron=1.0"
     assert bootstrap.schema_fingerprint(make_site()) == hashlib.sha256(legacy.encode()).hexdigest()
+
+
+def test_controller_services_that_register_a_host_come_from_the_table():
+    assert services.host_registering() == ("nova-conductor", "nova-scheduler")
+
+
+@pytest.mark.parametrize("binary,host,ghost", [
+    ("nova-scheduler", "ctl1", True), ("nova-conductor", "machine-2", True),
+    ("nova-scheduler", services.CONTROLLER_HOST, False),
+    ("nova-conductor", services.CONTROLLER_HOST, False),
+    ("nova-compute", "ctl1", False), ("nova-compute", "cmp1", False),
+    ("nova-compute", services.CONTROLLER_HOST, False)])
+def test_only_the_controllers_services_under_another_host_are_ghosts(binary, host, ghost):
+    assert bootstrap.is_ghost(binary, host) is ghost
+
+
+def test_the_controller_registers_under_one_host_name_and_other_roles_under_their_own(tmp_path):
+    run = run_for(tmp_path)
+    run.ctx.host = "machine-3"
+    site = controller.controller_site(run, make_site().settings)
+    assert site.host == services.CONTROLLER_HOST and site.address == site.controller == "10.9.0.5"
+    files = controller.render(site)
+    for name in ("nova/nova.conf", "neutron/neutron.conf"):
+        assert f"\nhost = {services.CONTROLLER_HOST}\n" in files[name]
+    compute = run.site(make_site().settings, controller="10.9.0.9")
+    assert compute.host == "machine-3"
+    assert "\nhost = machine-3\n" in configs.nova_compute_conf(compute)
+
+
+def test_remove_ghosts_deletes_only_the_ghosts(capsys):
+    from types import SimpleNamespace
+
+    deleted = []
+    conn = SimpleNamespace(compute=SimpleNamespace(
+        delete_service=lambda svc, ignore_missing: deleted.append((svc.binary, svc.host))))
+    listed = [SimpleNamespace(binary=b, host=h, state="down") for b, h in [
+        ("nova-scheduler", "ctl1"), ("nova-scheduler", "controller"), ("nova-compute", "ctl1"),
+        ("nova-conductor", "ctl2")]]
+    bootstrap.remove_ghosts(conn, listed)
+    assert deleted == [("nova-scheduler", "ctl1"), ("nova-conductor", "ctl2")]
+    assert "removing the old controller service nova-conductor on host ctl2" in \
+        capsys.readouterr().out

@@ -12,7 +12,7 @@ from typing import Callable
 
 from . import services, settings as settings_mod
 from ..failover import patiently
-from .configs import openrc
+from .configs import admin_credentials
 from .link import ClusterLink
 from .probes import http_answers
 from .venv import default_venv, source_env
@@ -43,14 +43,8 @@ async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str |
 
 
 async def admin_environment(link: ClusterLink, address: str) -> dict[str, str]:
-    """OS_* variables for the admin, rendered by the same code as `openstack credentials`."""
-    settings = settings_mod.parse(await link.settings())
-    env = {}
-    for line in openrc(settings, address).splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export "):].partition("=")
-            env[key] = value
-    return env
+    """OS_* variables for the admin, from the same code as `openstack credentials`."""
+    return admin_credentials(settings_mod.parse(await link.settings()), address)
 
 
 def workflow(command: str, record: Path, admin_env: dict[str, str], *extra: str,

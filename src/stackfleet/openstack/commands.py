@@ -101,9 +101,28 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+async def running_controller(link: ClusterLink) -> str | None:
+    """Where a controller role runs, by machine name where the cluster knows it, or None."""
+    address = (await link.controller()).get("address")
+    if not address:
+        return None
+    registry = getattr(link, "registry", None)  # the cluster's link; stand-alone has none
+    if registry is not None:
+        for machine in (await registry.machines()).values():
+            if machine.public_ip == address:
+                return f"machine {machine.name} ({address})"
+    return f"the controller at {address}"
+
+
 def cmd_data_reset(args: argparse.Namespace) -> int:
     shared = shared_data.SharedLayout(Path(args.shared_dir) if args.shared_dir
                                       else discovery.shared_dir())
+    # An unreachable cluster raises here, before anything is deleted (the CLI's exit code for it).
+    running = asyncio.run(running_controller(cluster_link_from_env()))
+    if running:
+        print(f"data reset: a controller role runs on this data on {running}. Stop it first "
+              "(stackfleet stop controller.service). Nothing was deleted.", file=sys.stderr)
+        return 1
     targets = shared_data.reset_targets(shared)
     if not targets:
         print(f"data reset: nothing to delete in {shared.root}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from stackfleet.openstack import quoting
 from stackfleet.openstack.services import Service, port
 from stackfleet.openstack.settings import Settings, parse
 from stackfleet.openstack.shared_data import SharedLayout
@@ -39,13 +40,14 @@ class Site:
 
 
 def render_ini(sections: Sections) -> str:
+    """oslo.config's INI format; every value goes through quoting.oslo_ini."""
     lines: list[str] = []
     for name, options in sections.items():
         lines.append(f"[{name}]")
         for key, value in options.items():
             if isinstance(value, bool):
                 value = "true" if value else "false"
-            lines.append(f"{key} = {value}")
+            lines.append(f"{key} = {quoting.oslo_ini(str(value))}")
         lines.append("")
     return "\n".join(lines)
 
@@ -54,14 +56,19 @@ def url(site: Site, process: str, path: str = "") -> str:
     return f"http://{site.controller}:{port(process)}{path}"
 
 
+def _userinfo(user: str, password: str) -> str:
+    return f"{quoting.url_userinfo(user)}:{quoting.url_userinfo(password)}"
+
+
 def db_url(site: Site, database: str, user: str, password_key: str) -> str:
-    return (f"mysql+pymysql://{user}:{site.settings.password(password_key)}@{site.controller}:"
-            f"{port('mariadb')}/{database}?charset=utf8")
+    userinfo = _userinfo(user, site.settings.password(password_key))
+    return (f"mysql+pymysql://{userinfo}@{site.controller}:{port('mariadb')}/{database}"
+            "?charset=utf8")
 
 
 def transport_url(site: Site) -> str:
-    return (f"rabbit://{RABBIT_USER}:{site.settings.password('rabbit_password')}@{site.controller}:"
-            f"{port('rabbitmq')}/")
+    userinfo = _userinfo(RABBIT_USER, site.settings.password("rabbit_password"))
+    return f"rabbit://{userinfo}@{site.controller}:{port('rabbitmq')}/"
 
 
 def _service_auth(site: Site, user: str) -> dict[str, object]:
@@ -295,45 +302,53 @@ def metadata_agent_ini(site: Site) -> str:
 
 
 def rabbitmq_conf(site: Site) -> str:
-    """RabbitMQ's users come from the settings on every start (see controller.py)."""
-    return "\n".join([
-        f"default_user = {RABBIT_USER}",
-        f"default_pass = {site.settings.password('rabbit_password')}",
-        "default_vhost = /",
-        "loopback_users = none",
-        "",
-    ])
+    return "default_vhost = /\nloopback_users = none\n"
+
+
+def rabbitmq_advanced_config(site: Site) -> str:
+    """RabbitMQ's user comes from the settings on every start (see controller.py), in Erlang terms:
+    rabbitmq.conf cannot carry a `#` in a value."""
+    user = quoting.erlang_binary(RABBIT_USER)
+    password = quoting.erlang_binary(site.settings.password("rabbit_password"))
+    return f"[{{rabbit, [{{default_user, {user}}}, {{default_pass, {password}}}]}}].\n"
+
+
+def admin_credentials(settings: Settings, controller: str) -> dict[str, str]:
+    """The admin's OS_* variables: what openrc exports and clouds.yaml spells its own way."""
+    return {
+        "OS_AUTH_URL": f"http://{controller}:{port('keystone')}/v3",
+        "OS_USERNAME": settings.admin_user,
+        "OS_PASSWORD": settings.password("admin_password"),
+        "OS_PROJECT_NAME": settings.admin_project,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_REGION_NAME": settings.region,
+        "OS_IDENTITY_API_VERSION": "3",
+    }
 
 
 def clouds_yaml(settings: Settings, controller: str, cloud: str = "stackfleet") -> str:
+    env = admin_credentials(settings, controller)
+    q = quoting.yaml
     return "\n".join([
         "clouds:",
-        f"  {cloud}:",
+        f"  {q(cloud)}:",
         "    auth:",
-        f"      auth_url: http://{controller}:{port('keystone')}/v3",
-        f"      username: {settings.admin_user}",
-        f"      password: \"{settings.password('admin_password')}\"",
-        f"      project_name: {settings.admin_project}",
-        "      user_domain_name: Default",
-        "      project_domain_name: Default",
-        f"    region_name: {settings.region}",
-        "    identity_api_version: 3",
+        f"      auth_url: {q(env['OS_AUTH_URL'])}",
+        f"      username: {q(env['OS_USERNAME'])}",
+        f"      password: {q(env['OS_PASSWORD'])}",
+        f"      project_name: {q(env['OS_PROJECT_NAME'])}",
+        f"      user_domain_name: {q(env['OS_USER_DOMAIN_NAME'])}",
+        f"      project_domain_name: {q(env['OS_PROJECT_DOMAIN_NAME'])}",
+        f"    region_name: {q(env['OS_REGION_NAME'])}",
+        f"    identity_api_version: {env['OS_IDENTITY_API_VERSION']}",
         "",
     ])
 
 
 def openrc(settings: Settings, controller: str) -> str:
-    return "\n".join([
-        f"export OS_AUTH_URL=http://{controller}:{port('keystone')}/v3",
-        f"export OS_USERNAME={settings.admin_user}",
-        f"export OS_PASSWORD={settings.password('admin_password')}",
-        f"export OS_PROJECT_NAME={settings.admin_project}",
-        "export OS_USER_DOMAIN_NAME=Default",
-        "export OS_PROJECT_DOMAIN_NAME=Default",
-        f"export OS_REGION_NAME={settings.region}",
-        "export OS_IDENTITY_API_VERSION=3",
-        "",
-    ])
+    return "".join(f"export {name}={quoting.shell(value)}\n"
+                   for name, value in admin_credentials(settings, controller).items())
 
 
 def render_service(site: Site, service: Service) -> dict[str, str]:

@@ -26,6 +26,7 @@ from stackfleet.openstack.probes import http_answers, tcp_open, wait_until
 from stackfleet.openstack.role_context import RoleRun
 from stackfleet.openstack.role_supervisor import ServiceSpec
 from stackfleet.openstack.services import Command, Process, Service, Uwsgi, port
+from stackfleet.openstack.settings import Settings
 
 BOOT_TIMEOUT = 300.0
 CARETAKER = "caretaker"  # maps new compute hosts into cell1: see cell_hosts.py
@@ -37,6 +38,7 @@ def render(site: Site) -> dict[str, str]:
         files.update(configs.render_service(site, svc))
     return files | {
         "rabbitmq/rabbitmq.conf": configs.rabbitmq_conf(site),
+        "rabbitmq/advanced.config": configs.rabbitmq_advanced_config(site),
         "rabbitmq/enabled_plugins": "[].\n",
         "rabbitmq/rabbitmq-env.conf": "",
     }
@@ -86,6 +88,7 @@ def infra_specs(run: RoleRun, site: Site) -> list[ServiceSpec]:
         "RABBITMQ_MNESIA_BASE": str(rabbit / "mnesia"), "RABBITMQ_LOG_BASE": str(rabbit / "log"),
         "RABBITMQ_LOGS": "-", "RABBITMQ_PID_FILE": str(rabbit / "rabbit.pid"),
         "RABBITMQ_CONFIG_FILE": run.etc("rabbitmq/rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": run.etc("rabbitmq/advanced.config"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": run.etc("rabbitmq/enabled_plugins"),
         "RABBITMQ_CONF_ENV_FILE": run.etc("rabbitmq/rabbitmq-env.conf"),
         "ERL_EPMD_PORT": str(port("epmd")),
@@ -152,10 +155,18 @@ async def readiness(run: RoleRun, site: Site) -> dict[str, bool]:
     return ready
 
 
+def controller_site(run: RoleRun, settings: Settings) -> Site:
+    """This machine as the controller: its own address, and the one host name that every
+    controller's services register under."""
+    return run.site(settings, controller=run.ctx.address, host=services.CONTROLLER_HOST)
+
+
 async def serve(run: RoleRun) -> None:
     say = run.ctx.say
+    # Present before the data is touched, so that `data reset` refuses from now on.
+    await run.ctx.link.publish_controller(run.ctx.address, {})
     settings = await run.settings()
-    site = run.site(settings, controller=run.ctx.address)
+    site = controller_site(run, settings)
     shared_data.prepare(site.shared, shared_data.Marker(settings.ha_mode, settings.release))
     run.write_configs(render(site))
     site_json = str(run.write_site(site))

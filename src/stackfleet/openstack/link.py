@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import AsyncIterator, Mapping, Protocol
 
 from stackfleet.runtime.files import write_json_atomic
+from stackfleet.runtime.procfs import is_running, read_stat
 
 
 class ClusterLink(Protocol):
@@ -30,6 +31,11 @@ class ClusterLink(Protocol):
 
     async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
         """Announces the controller's address and its per-service readiness."""
+        ...
+
+    async def controller(self) -> dict[str, object]:
+        """The controller's record ({} when no controller role runs): it lives exactly as long
+        as the role that published it (an etcd lease; in a directory, the publisher's pid)."""
         ...
 
     def controller_address_changes(self) -> AsyncIterator[str]:
@@ -73,11 +79,16 @@ class FileClusterLink:
         return merged
 
     async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
-        _write_private(self.root / "controller.json", {"address": address, "ready": dict(ready)})
+        me = read_stat(os.getpid())
+        _write_private(self.root / "controller.json", {
+            "address": address, "ready": dict(ready), "pid": os.getpid(),
+            "started": me.start_time if me else None})
 
-    def controller(self) -> dict:
-        """The last published controller record (for tests and `status`-like output)."""
-        return self._read("controller.json")
+    async def controller(self) -> dict[str, object]:
+        record = self._read("controller.json")
+        pid = record.get("pid")
+        alive = isinstance(pid, int) and is_running(pid, record.get("started"))
+        return record if alive else {}
 
     async def controller_address_changes(self) -> AsyncIterator[str]:
         last = None

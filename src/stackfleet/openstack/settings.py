@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from stackfleet.openstack.quoting import refuse_unrepresentable
 from stackfleet.openstack.services import password_keys
 
 # The OpenStack release of the pinned set in requirements/openstack-constraints.txt
@@ -29,6 +30,10 @@ PASSWORD_KEYS = ("admin_password", "mysql_root_password", *password_keys(), "rab
                  "metadata_secret")
 KEYS = tuple(DEFAULTS) + PASSWORD_KEYS
 MIN_PASSWORD_LENGTH = 12
+# Characters a consumer we cannot fix breaks on, by setting: oslo.messaging's RabbitMQ driver
+# rebuilds the transport URL for kombu with urllib's quote(), which leaves "/" as it is, and kombu
+# then takes the rest of the password for the URL's path.
+FORBIDDEN = {"rabbit_password": ("/", "oslo.messaging's RabbitMQ driver cannot carry it")}
 
 
 class SettingsError(ValueError):
@@ -60,6 +65,11 @@ def validate(key: str, value: str) -> tuple[str, str]:
     """Returns the canonical (key, value) or raises SettingsError naming what is allowed."""
     name = normalize_key(key)
     value = value.strip()
+    try:
+        # Every value ends up in files whose formats cannot carry these (see quoting.py).
+        refuse_unrepresentable(value, name)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     if name == "ha_mode":
         mode = value.upper()
         if mode not in HA_MODES:
@@ -75,6 +85,9 @@ def validate(key: str, value: str) -> tuple[str, str]:
     if name in PASSWORD_KEYS:
         if len(value) < MIN_PASSWORD_LENGTH:
             raise SettingsError(f"{name} must be at least {MIN_PASSWORD_LENGTH} characters")
+        chars, why = FORBIDDEN.get(name, ("", ""))
+        if any(c in value for c in chars):
+            raise SettingsError(f"{name} cannot contain {' or '.join(chars)}: {why}")
         return name, value
     if not value or any(c.isspace() for c in value):
         raise SettingsError(f"{name} must be a non-empty word without spaces, got {value!r}")
