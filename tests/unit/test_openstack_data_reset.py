@@ -39,7 +39,6 @@ def test_stand_alone_reset_refuses_while_the_publishing_process_lives(tmp_path, 
 @pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
 def test_cluster_reset_refuses_while_the_controller_lease_lives_and_names_the_machine(tmp_path):
     from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
-    from stackfleet.registry.lease import LeaseKeeper
     from stackfleet.registry.localetcd import LocalEtcd
     from stackfleet.registry.records import MachineRecord
     from stackfleet.registry.store import Registry
@@ -59,7 +58,7 @@ def test_cluster_reset_refuses_while_the_controller_lease_lives_and_names_the_ma
 
         async def go() -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
             registry = Registry.open([etcd.endpoint])
-            machine_lease = LeaseKeeper(registry.conn, 60)
+            machine_lease = registry.lease_keeper(60)
             await registry.register_machine(
                 MachineRecord(id="m1", name="ctl-7", public_ip="10.9.0.5"),
                 await machine_lease.grant())

@@ -118,7 +118,7 @@ def cmd_data_reset(args: argparse.Namespace) -> int:
     shared = shared_data.SharedLayout(Path(args.shared_dir) if args.shared_dir
                                       else discovery.shared_dir())
     # An unreachable cluster raises here, before anything is deleted (the CLI's exit code for it).
-    running = asyncio.run(running_controller(cluster_link_from_env()))
+    running = asyncio.run(running_controller(cluster_link_from_env(args)))
     if running:
         print(f"data reset: a controller role runs on this data on {running}. Stop it first "
               "(stackfleet stop controller.service). Nothing was deleted.", file=sys.stderr)
