@@ -13,7 +13,6 @@ from stackfleet.openstack.link import FileClusterLink
 from stackfleet.openstack.role_context import RoleContext, RoleRun
 from stackfleet.openstack.role_supervisor import Supervisor
 from stackfleet.openstack.services import Command, Uwsgi
-
 from test_openstack_configs import make_site
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,11 +7,12 @@ import asyncio
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from . import services, settings as settings_mod
 from ..failover import patiently
+from . import services
+from . import settings as settings_mod
 from .configs import admin_credentials
 from .link import ClusterLink
 from .probes import http_answers

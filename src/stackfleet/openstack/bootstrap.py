@@ -23,8 +23,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from stackfleet.openstack import services
 from stackfleet.openstack.configs import Site, site_from_dict, url

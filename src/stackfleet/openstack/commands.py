@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stackfleet import discovery
-from stackfleet.openstack import settings as settings_mod, shared_data
+from stackfleet.openstack import settings as settings_mod
+from stackfleet.openstack import shared_data
 from stackfleet.openstack.configs import clouds_yaml, openrc
 from stackfleet.openstack.link import ClusterLink, FileClusterLink
 from stackfleet.openstack.role_context import RoleContext
@@ -147,7 +148,7 @@ async def _controller_address(link: ClusterLink, timeout: float) -> str | None:
     changes = link.controller_address_changes()
     try:
         return await asyncio.wait_for(anext(changes), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
     finally:
         await changes.aclose()

@@ -5,9 +5,9 @@ never an edit. All services bind to, or talk to, management addresses given here
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from stackfleet.openstack import quoting
 from stackfleet.openstack.services import Service, port

@@ -17,8 +17,8 @@ import asyncio
 import functools
 import shutil
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from stackfleet.openstack import configs, services, shared_data
 from stackfleet.openstack.configs import Site

@@ -3,9 +3,9 @@ end-to-end tests and bench/failover.py --openstack."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..failover import FailoverTiming, measure_failover
 from ..registry.store import Registry

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import AsyncIterator, Mapping, Protocol
+from typing import Protocol
 
 from stackfleet.runtime.files import write_json_atomic
 from stackfleet.runtime.procfs import is_running, read_stat

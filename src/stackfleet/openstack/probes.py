@@ -8,7 +8,7 @@ import time
 async def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True
@@ -29,7 +29,7 @@ async def http_status(host: str, port: int, path: str = "/", timeout: float = 3.
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         head = await asyncio.wait_for(reader.read(64), timeout)
         writer.close()
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     return status_of(head)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from stackfleet.openstack import compute, controller, network
 from stackfleet.openstack.mountns import private_netns_dir

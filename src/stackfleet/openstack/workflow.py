@@ -57,7 +57,7 @@ class SeedRecord:
         return json.dumps(asdict(self), indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "SeedRecord":
+    def from_json(cls, text: str) -> SeedRecord:
         return cls(**json.loads(text))
 
 
