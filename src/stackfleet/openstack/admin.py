@@ -35,7 +35,8 @@ async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str |
         assert isinstance(ready, dict)
         if address and address != not_at and ready and all(ready.values()):
             return address
-        news = f"{address or 'no controller yet'}: " + (", ".join(f"{k} {'up' if v else 'starting'}" for k, v in sorted(ready.items())) or "starting")
+        states = ", ".join(f"{k} {'up' if v else 'starting'}" for k, v in sorted(ready.items()))
+        news = f"{address or 'no controller yet'}: " + (states or "starting")
         if progress and news != said:
             progress(news)
             said = news
@@ -53,7 +54,8 @@ def workflow(command: str, record: Path, admin_env: dict[str, str], *extra: str,
     """Run the original's sample workflow (seed, verify, boot-check...) in the OpenStack venv."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")} | admin_env
     env.update(source_env())
-    return subprocess.run([str(default_venv() / "bin" / "python"), "-m", "stackfleet.openstack.workflow", command, str(record), *extra],
+    python = str(default_venv() / "bin" / "python")
+    return subprocess.run([python, "-m", "stackfleet.openstack.workflow", command, str(record), *extra],
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -25,10 +25,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from stackfleet.openstack import services
 from stackfleet.openstack.configs import Site, site_from_dict, url
 from stackfleet.runtime.files import write_json_atomic
+
+T = TypeVar("T")
 
 INTERFACES = ("public", "internal", "admin")
 # Cell mappings as templates that each nova service fills from its own [database] connection and
@@ -210,7 +213,7 @@ def _password_works(site: Site, user: str, password: str) -> bool:
         return False
 
 
-def _ensure(find: Callable[[], object], create: Callable[[], object], what: str) -> object:
+def _ensure(find: Callable[[], T | None], create: Callable[[], T], what: str) -> T:
     found = find()
     if found is not None:
         return found
@@ -256,8 +259,8 @@ def catalog(site: Site) -> None:
             continue
         service_type = proc.catalog.type
         service = _ensure(
-            lambda: next(iter(ident.services(type=service_type)), None),
-            lambda: ident.create_service(name=svc.name, type=service_type),
+            lambda t=service_type: next(iter(ident.services(type=t)), None),
+            lambda n=svc.name, t=service_type: ident.create_service(name=n, type=t),
             f"service {svc.name}")
         wanted = url(site, proc.name, proc.catalog.path)
         for interface in INTERFACES:

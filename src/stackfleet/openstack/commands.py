@@ -61,7 +61,8 @@ def cmd_role_run(args: argparse.Namespace) -> int:
         print("role run: give --address or STACKFLEET_ADDRESS (this machine's management address)",
               file=sys.stderr)
         return 2
-    ctx = RoleContext(address=args.address, shared_dir=Path(args.shared_dir) if args.shared_dir else discovery.shared_dir(),
+    shared_dir = Path(args.shared_dir) if args.shared_dir else discovery.shared_dir()
+    ctx = RoleContext(address=args.address, shared_dir=shared_dir,
                       state_dir=Path(args.state_dir) / args.role, link=cluster_link_from_env(args))
     if args.host:
         ctx.host = args.host

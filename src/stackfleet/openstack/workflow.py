@@ -11,7 +11,8 @@
     compute_services(cloud) -> list       Nova's services: binary, host, state
 
 Runs inside the OpenStack venv (openstacksdk). From elsewhere:
-    .venv-openstack/bin/python -m stackfleet.openstack.workflow seed|verify|boot-check|network-report|agents|services RECORD_JSON [SUFFIX]
+    .venv-openstack/bin/python -m stackfleet.openstack.workflow \
+        seed|verify|boot-check|network-report|agents|services RECORD_JSON [SUFFIX]
 with the admin's OS_* variables set (see `stackfleet openstack credentials`).
 """
 from __future__ import annotations
