@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from stackfleet.openstack import services
 from stackfleet.openstack.configs import Site, site_from_dict, url
@@ -112,7 +112,7 @@ def schemas_current(site: Site) -> bool:
         stamp = json.loads(site.shared.schema_stamp.read_text())
     except FileNotFoundError:
         return False
-    return stamp.get("fingerprint") == schema_fingerprint(site)
+    return bool(stamp.get("fingerprint") == schema_fingerprint(site))
 
 
 def keystone_bootstrap(site: Site) -> None:
@@ -162,7 +162,7 @@ def syncs(site: Site) -> None:
     write_json_atomic(site.shared.schema_stamp, {"fingerprint": schema_fingerprint(site)})
 
 
-def _mysql_root(site: Site, database: str | None = None):
+def _mysql_root(site: Site, database: str | None = None) -> Any:
     import pymysql
 
     return pymysql.connect(unix_socket=str(site.state / "run" / "mysqld.sock"), user="root",
@@ -187,7 +187,7 @@ def cells(site: Site) -> None:
     db.close()
 
 
-def admin_connection(site: Site):
+def admin_connection(site: Site) -> Any:
     import openstack
 
     s = site.settings
@@ -257,18 +257,20 @@ def catalog(site: Site) -> None:
     for svc, proc in services.apis():
         if proc.catalog is None:
             continue
-        service_type = proc.catalog.type
-        service = _ensure(
-            lambda t=service_type: next(iter(ident.services(type=t)), None),
-            lambda n=svc.name, t=service_type: ident.create_service(name=n, type=t),
-            f"service {svc.name}")
+        service = _ensure_service(ident, svc.name, proc.catalog.type)
         wanted = url(site, proc.name, proc.catalog.path)
         for interface in INTERFACES:
             _ensure_endpoint(ident, service.id, interface, site.settings.region, wanted)
     say("catalog complete")
 
 
-def _ensure_endpoint(ident, service_id: str, interface: str, region: str, wanted: str) -> None:
+def _ensure_service(ident: Any, name: str, service_type: str) -> Any:
+    return _ensure(lambda: next(iter(ident.services(type=service_type)), None),
+                   lambda: ident.create_service(name=name, type=service_type),
+                   f"service {name}")
+
+
+def _ensure_endpoint(ident: Any, service_id: str, interface: str, region: str, wanted: str) -> None:
     """Exactly one endpoint per service, interface and region, at the controller's address."""
     existing = list(ident.endpoints(service_id=service_id, interface=interface, region_id=region))
     if not existing:
@@ -297,7 +299,7 @@ def is_ghost(binary: str, host: str) -> bool:
     return binary in services.host_registering() and host != services.CONTROLLER_HOST
 
 
-def remove_ghosts(conn, listed: list) -> None:
+def remove_ghosts(conn: Any, listed: list[Any]) -> None:
     """Deletes, through the compute API, the listed Nova services that is_ghost names. Idempotent;
     Neutron needs nothing: the controller runs no agents."""
     for svc in listed:
