@@ -20,7 +20,7 @@ from .venv import default_venv, source_env
 
 
 async def controller_record(link: ClusterLink) -> dict[str, object]:
-    return await link.controller()  # type: ignore[attr-defined,no-any-return]
+    return await link.controller()
 
 
 async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str | None = None,
@@ -29,7 +29,7 @@ async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str |
     deadline = time.monotonic() + timeout
     said = ""
     while time.monotonic() < deadline:
-        record = await patiently(lambda: controller_record(link), {})
+        record: dict[str, object] = await patiently(lambda: controller_record(link), {})
         address = str(record.get("address", ""))
         ready = record.get("ready") or {}
         assert isinstance(ready, dict)

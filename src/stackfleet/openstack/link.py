@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from stackfleet.runtime.files import write_json_atomic
 from stackfleet.runtime.procfs import is_running, read_stat
@@ -58,11 +58,12 @@ class FileClusterLink:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
 
-    def _read(self, name: str) -> dict:
+    def _read(self, name: str) -> dict[str, Any]:
         try:
-            return json.loads((self.root / name).read_text())
+            data: dict[str, Any] = json.loads((self.root / name).read_text())
         except FileNotFoundError:
             return {}
+        return data
 
     async def settings(self) -> dict[str, str]:
         return self._read("settings.json")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 
 async def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -40,7 +41,8 @@ async def http_answers(host: str, port: int, path: str = "/", timeout: float = 3
     return status is not None and status < 500
 
 
-async def wait_until(check, what: str, timeout: float, say=print, interval: float = 0.2) -> float:
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float,
+                     say: Callable[[str], None] = print, interval: float = 0.2) -> float:
     """Polls an async check until it is true; returns the seconds waited, raises on timeout."""
     started = time.monotonic()
     while not await check():
