@@ -176,7 +176,7 @@ def cmd_credentials(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction,
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
              parents: Sequence[argparse.ArgumentParser] = ()) -> None:
     """Adds the commands; `parents` give each of them the main parser's common options (--endpoint)."""
     role = subparsers.add_parser("role", help="run an OpenStack role on this machine")
@@ -229,4 +229,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stackfleet")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    code: int = args.func(args)
+    return code

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,7 +39,7 @@ class ClusterLink(Protocol):
         as the role that published it (an etcd lease; in a directory, the publisher's pid)."""
         ...
 
-    def controller_address_changes(self) -> AsyncIterator[str]:
+    def controller_address_changes(self) -> AsyncGenerator[str, None]:
         """Yields the current controller address (once one is published), then each new one."""
         ...
 
@@ -92,7 +92,7 @@ class FileClusterLink:
         alive = isinstance(pid, int) and is_running(pid, record.get("started"))
         return record if alive else {}
 
-    async def controller_address_changes(self) -> AsyncIterator[str]:
+    async def controller_address_changes(self) -> AsyncGenerator[str, None]:
         last = None
         while True:
             address = self._read("controller.json").get("address")
