@@ -84,7 +84,7 @@ def test_clouds_yaml_read_by_pyyaml_gives_back_every_password():
         import json, sys, yaml
         print(json.dumps([yaml.safe_load(t) for t in json.load(sys.stdin)]))
     """, texts)
-    for password, doc in zip(HOSTILE, loaded):
+    for password, doc in zip(HOSTILE, loaded, strict=True):
         auth = doc["clouds"]["stackfleet"]["auth"]
         assert auth["password"] == password
         assert auth["auth_url"] == "http://10.9.0.5:5000/v3" and auth["username"] == "admin"
@@ -124,7 +124,7 @@ def test_urls_parsed_by_sqlalchemy_and_oslo_messaging_give_back_every_password()
             out.append([d.password, d.host, d.port, d.database, m.password, m.hostname, m.port])
         print(json.dumps(out))
     """, urls)
-    for password, got in zip(HOSTILE, parsed):
+    for password, got in zip(HOSTILE, parsed, strict=True):
         assert got == [password, "10.9.0.5", 3306, "nova", password, "10.9.0.5", 5672]
 
 
@@ -150,7 +150,7 @@ def test_oslo_config_reads_back_every_password_from_rendered_files(tmp_path):
                         conf.neutron.metadata_proxy_shared_secret, conf.transport_url])
         print(json.dumps(out))
     """, cases)
-    for password, (connection, user_password, secret, transport) in zip(HOSTILE, got):
+    for password, (connection, user_password, secret, transport) in zip(HOSTILE, got, strict=True):
         site = site_with(password)
         assert user_password == secret == password
         assert connection == configs.db_url(site, "nova", "nova", "nova_db_password")
@@ -183,7 +183,7 @@ def test_rabbitmq_advanced_config_read_by_erlang_gives_back_every_password(tmp_p
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     files = sorted(tmp_path.glob("advanced-*.config"), key=lambda p: p.name)
-    by_file = dict(zip([p.name for p in files], proc.stdout.split()))
+    by_file = dict(zip([p.name for p in files], proc.stdout.split(), strict=True))
     for i, password in enumerate(HOSTILE):
         assert base64.b64decode(by_file[f"advanced-{i}.config"]).decode() == password
 

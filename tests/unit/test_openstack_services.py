@@ -13,7 +13,6 @@ from stackfleet.openstack.link import FileClusterLink
 from stackfleet.openstack.role_context import RoleContext, RoleRun
 from stackfleet.openstack.role_supervisor import Supervisor
 from stackfleet.openstack.services import Command, Uwsgi
-
 from test_openstack_configs import make_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +32,7 @@ def test_process_names_and_catalog_types_are_unique():
 
 
 def test_apis_are_served_by_uwsgi_with_a_probe_and_commands_have_no_port():
-    for svc, proc in services.processes():
+    for _svc, proc in services.processes():
         if isinstance(proc.served, Uwsgi):
             assert proc.port and proc.probe_path and proc.probe_path.startswith("/"), proc.name
         else:

@@ -7,11 +7,12 @@ import asyncio
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from . import services, settings as settings_mod
 from ..failover import patiently
+from . import services
+from . import settings as settings_mod
 from .configs import admin_credentials
 from .link import ClusterLink
 from .probes import http_answers
@@ -19,7 +20,7 @@ from .venv import default_venv, source_env
 
 
 async def controller_record(link: ClusterLink) -> dict[str, object]:
-    return await link.controller()  # type: ignore[attr-defined,no-any-return]
+    return await link.controller()
 
 
 async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str | None = None,
@@ -28,13 +29,14 @@ async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str |
     deadline = time.monotonic() + timeout
     said = ""
     while time.monotonic() < deadline:
-        record = await patiently(lambda: controller_record(link), {})
+        record: dict[str, object] = await patiently(lambda: controller_record(link), {})
         address = str(record.get("address", ""))
         ready = record.get("ready") or {}
         assert isinstance(ready, dict)
         if address and address != not_at and ready and all(ready.values()):
             return address
-        news = f"{address or 'no controller yet'}: " + (", ".join(f"{k} {'up' if v else 'starting'}" for k, v in sorted(ready.items())) or "starting")
+        states = ", ".join(f"{k} {'up' if v else 'starting'}" for k, v in sorted(ready.items()))
+        news = f"{address or 'no controller yet'}: " + (states or "starting")
         if progress and news != said:
             progress(news)
             said = news
@@ -52,7 +54,8 @@ def workflow(command: str, record: Path, admin_env: dict[str, str], *extra: str,
     """Run the original's sample workflow (seed, verify, boot-check...) in the OpenStack venv."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")} | admin_env
     env.update(source_env())
-    return subprocess.run([str(default_venv() / "bin" / "python"), "-m", "stackfleet.openstack.workflow", command, str(record), *extra],
+    python = str(default_venv() / "bin" / "python")
+    return subprocess.run([python, "-m", "stackfleet.openstack.workflow", command, str(record), *extra],
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 

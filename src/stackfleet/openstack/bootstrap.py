@@ -23,12 +23,15 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any, TypeVar
 
 from stackfleet.openstack import services
 from stackfleet.openstack.configs import Site, site_from_dict, url
 from stackfleet.runtime.files import write_json_atomic
+
+T = TypeVar("T")
 
 INTERFACES = ("public", "internal", "admin")
 # Cell mappings as templates that each nova service fills from its own [database] connection and
@@ -109,7 +112,7 @@ def schemas_current(site: Site) -> bool:
         stamp = json.loads(site.shared.schema_stamp.read_text())
     except FileNotFoundError:
         return False
-    return stamp.get("fingerprint") == schema_fingerprint(site)
+    return bool(stamp.get("fingerprint") == schema_fingerprint(site))
 
 
 def keystone_bootstrap(site: Site) -> None:
@@ -159,7 +162,7 @@ def syncs(site: Site) -> None:
     write_json_atomic(site.shared.schema_stamp, {"fingerprint": schema_fingerprint(site)})
 
 
-def _mysql_root(site: Site, database: str | None = None):
+def _mysql_root(site: Site, database: str | None = None) -> Any:
     import pymysql
 
     return pymysql.connect(unix_socket=str(site.state / "run" / "mysqld.sock"), user="root",
@@ -184,7 +187,7 @@ def cells(site: Site) -> None:
     db.close()
 
 
-def admin_connection(site: Site):
+def admin_connection(site: Site) -> Any:
     import openstack
 
     s = site.settings
@@ -210,7 +213,7 @@ def _password_works(site: Site, user: str, password: str) -> bool:
         return False
 
 
-def _ensure(find: Callable[[], object], create: Callable[[], object], what: str) -> object:
+def _ensure(find: Callable[[], T | None], create: Callable[[], T], what: str) -> T:
     found = find()
     if found is not None:
         return found
@@ -254,18 +257,20 @@ def catalog(site: Site) -> None:
     for svc, proc in services.apis():
         if proc.catalog is None:
             continue
-        service_type = proc.catalog.type
-        service = _ensure(
-            lambda: next(iter(ident.services(type=service_type)), None),
-            lambda: ident.create_service(name=svc.name, type=service_type),
-            f"service {svc.name}")
+        service = _ensure_service(ident, svc.name, proc.catalog.type)
         wanted = url(site, proc.name, proc.catalog.path)
         for interface in INTERFACES:
             _ensure_endpoint(ident, service.id, interface, site.settings.region, wanted)
     say("catalog complete")
 
 
-def _ensure_endpoint(ident, service_id: str, interface: str, region: str, wanted: str) -> None:
+def _ensure_service(ident: Any, name: str, service_type: str) -> Any:
+    return _ensure(lambda: next(iter(ident.services(type=service_type)), None),
+                   lambda: ident.create_service(name=name, type=service_type),
+                   f"service {name}")
+
+
+def _ensure_endpoint(ident: Any, service_id: str, interface: str, region: str, wanted: str) -> None:
     """Exactly one endpoint per service, interface and region, at the controller's address."""
     existing = list(ident.endpoints(service_id=service_id, interface=interface, region_id=region))
     if not existing:
@@ -294,7 +299,7 @@ def is_ghost(binary: str, host: str) -> bool:
     return binary in services.host_registering() and host != services.CONTROLLER_HOST
 
 
-def remove_ghosts(conn, listed: list) -> None:
+def remove_ghosts(conn: Any, listed: list[Any]) -> None:
     """Deletes, through the compute API, the listed Nova services that is_ghost names. Idempotent;
     Neutron needs nothing: the controller runs no agents."""
     for svc in listed:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stackfleet import discovery
-from stackfleet.openstack import settings as settings_mod, shared_data
+from stackfleet.openstack import settings as settings_mod
+from stackfleet.openstack import shared_data
 from stackfleet.openstack.configs import clouds_yaml, openrc
 from stackfleet.openstack.link import ClusterLink, FileClusterLink
 from stackfleet.openstack.role_context import RoleContext
@@ -60,7 +61,8 @@ def cmd_role_run(args: argparse.Namespace) -> int:
         print("role run: give --address or STACKFLEET_ADDRESS (this machine's management address)",
               file=sys.stderr)
         return 2
-    ctx = RoleContext(address=args.address, shared_dir=Path(args.shared_dir) if args.shared_dir else discovery.shared_dir(),
+    shared_dir = Path(args.shared_dir) if args.shared_dir else discovery.shared_dir()
+    ctx = RoleContext(address=args.address, shared_dir=shared_dir,
                       state_dir=Path(args.state_dir) / args.role, link=cluster_link_from_env(args))
     if args.host:
         ctx.host = args.host
@@ -147,7 +149,7 @@ async def _controller_address(link: ClusterLink, timeout: float) -> str | None:
     changes = link.controller_address_changes()
     try:
         return await asyncio.wait_for(anext(changes), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
     finally:
         await changes.aclose()
@@ -174,7 +176,7 @@ def cmd_credentials(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction,
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
              parents: Sequence[argparse.ArgumentParser] = ()) -> None:
     """Adds the commands; `parents` give each of them the main parser's common options (--endpoint)."""
     role = subparsers.add_parser("role", help="run an OpenStack role on this machine")
@@ -227,4 +229,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stackfleet")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    code: int = args.func(args)
+    return code

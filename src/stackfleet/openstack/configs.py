@@ -5,9 +5,10 @@ never an edit. All services bind to, or talk to, management addresses given here
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 from stackfleet.openstack import quoting
 from stackfleet.openstack.services import Service, port
@@ -367,7 +368,7 @@ def site_to_dict(site: Site) -> dict[str, object]:
             "venv": str(site.venv)}
 
 
-def site_from_dict(data: Mapping[str, object]) -> Site:
+def site_from_dict(data: Mapping[str, Any]) -> Site:
     return Site(settings=parse(data["settings"]), controller=str(data["controller"]),
                 address=str(data["address"]), host=str(data["host"]),
                 shared=SharedLayout(Path(str(data["shared"]))), state=Path(str(data["state"])),

@@ -17,8 +17,8 @@ import asyncio
 import functools
 import shutil
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from stackfleet.openstack import configs, services, shared_data
 from stackfleet.openstack.configs import Site
@@ -147,7 +147,7 @@ def probes(site: Site) -> dict[str, Callable[[], Awaitable[bool]]]:
 async def readiness(run: RoleRun, site: Site) -> dict[str, bool]:
     checks = probes(site)
     results = await asyncio.gather(*(check() for check in checks.values()))
-    ready = dict(zip(checks, results))
+    ready = dict(zip(checks, results, strict=True))
     alive = [p.name for _, p in command_processes() if p.ready_when_alive] + [CARETAKER]
     for name in alive:
         entry = run.sup.running.get(name)

@@ -3,9 +3,9 @@ end-to-end tests and bench/failover.py --openstack."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..failover import FailoverTiming, measure_failover
 from ..registry.store import Registry
@@ -35,7 +35,7 @@ class ControllerFailover:
 async def fail_over_controller(registry: Registry, link: ClusterLink, fault: Callable[[str], None],
                                timeout: float = 600.0) -> ControllerFailover:
     """Apply fault(machine name) to the controller's machine and wait until the cloud is back."""
-    record = await link.controller()  # type: ignore[attr-defined]
+    record = await link.controller()
     old_address = str(record["address"])
     old_id = next(iter((await registry.schedule())[UNIT]))
     machines = await registry.machines()

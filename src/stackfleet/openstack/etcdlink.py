@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -97,7 +97,7 @@ class EtcdClusterLink:
         raw = await self.registry.published(CONTROLLER)
         return json.loads(raw) if raw else {}
 
-    async def controller_address_changes(self) -> AsyncIterator[str]:
+    async def controller_address_changes(self) -> AsyncGenerator[str, None]:
         last = None
         async for changes in self.registry.watch_published(CONTROLLER):
             for _, raw in changes.changes:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
-from typing import AsyncIterator, Mapping, Protocol
+from typing import Any, Protocol
 
 from stackfleet.runtime.files import write_json_atomic
 from stackfleet.runtime.procfs import is_running, read_stat
@@ -38,7 +39,7 @@ class ClusterLink(Protocol):
         as the role that published it (an etcd lease; in a directory, the publisher's pid)."""
         ...
 
-    def controller_address_changes(self) -> AsyncIterator[str]:
+    def controller_address_changes(self) -> AsyncGenerator[str, None]:
         """Yields the current controller address (once one is published), then each new one."""
         ...
 
@@ -57,11 +58,12 @@ class FileClusterLink:
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
 
-    def _read(self, name: str) -> dict:
+    def _read(self, name: str) -> dict[str, Any]:
         try:
-            return json.loads((self.root / name).read_text())
+            data: dict[str, Any] = json.loads((self.root / name).read_text())
         except FileNotFoundError:
             return {}
+        return data
 
     async def settings(self) -> dict[str, str]:
         return self._read("settings.json")
@@ -90,7 +92,7 @@ class FileClusterLink:
         alive = isinstance(pid, int) and is_running(pid, record.get("started"))
         return record if alive else {}
 
-    async def controller_address_changes(self) -> AsyncIterator[str]:
+    async def controller_address_changes(self) -> AsyncGenerator[str, None]:
         last = None
         while True:
             address = self._read("controller.json").get("address")

@@ -18,7 +18,7 @@ from neutron_lib.plugins.ml2 import api
 LOG = logging.getLogger(__name__)
 
 
-class FallbackMechanismDriver(api.MechanismDriver):
+class FallbackMechanismDriver(api.MechanismDriver):  # type: ignore[misc]  # neutron-lib: untyped
     def initialize(self) -> None:
         LOG.info("stackfleet_fallback: binds ports only where no L2 agent could")
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 
 async def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True
@@ -29,7 +30,7 @@ async def http_status(host: str, port: int, path: str = "/", timeout: float = 3.
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         head = await asyncio.wait_for(reader.read(64), timeout)
         writer.close()
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     return status_of(head)
 
@@ -40,7 +41,8 @@ async def http_answers(host: str, port: int, path: str = "/", timeout: float = 3
     return status is not None and status < 500
 
 
-async def wait_until(check, what: str, timeout: float, say=print, interval: float = 0.2) -> float:
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float,
+                     say: Callable[[str], None] = print, interval: float = 0.2) -> float:
     """Polls an async check until it is true; returns the seconds waited, raises on timeout."""
     started = time.monotonic()
     while not await check():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from stackfleet.openstack import settings as settings_mod
 from stackfleet.openstack.configs import Site, site_to_dict

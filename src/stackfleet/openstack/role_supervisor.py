@@ -12,9 +12,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from stackfleet.runtime.procfs import all_stats, exited_children, send
 
@@ -40,7 +40,7 @@ class ServiceSpec:
 
 def backoff(failures: int, base: float = 1.0, cap: float = 30.0) -> float:
     """Seconds to wait before restarting a service that failed `failures` times in a row."""
-    return min(cap, base * 2 ** max(0, failures - 1))
+    return min(cap, float(base * 2 ** max(0, failures - 1)))
 
 
 def _children_of(pid: int) -> list[int]:
@@ -58,7 +58,7 @@ def _killpg_quietly(pgid: int) -> None:
 @dataclass
 class _Running:
     spec: ServiceSpec
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     started: float
     failures: int = 0
     stopping: bool = False
@@ -70,12 +70,12 @@ class Supervisor:
         self.running: dict[str, _Running] = {}
         self.order: list[str] = []          # start order; stopping goes backwards
         # Popen objects are kept until reaped: a dropped one would be polled (and reaped) by subprocess.
-        self._waiters: dict[int, tuple[subprocess.Popen, asyncio.Future[int]]] = {}
+        self._waiters: dict[int, tuple[subprocess.Popen[bytes], asyncio.Future[int]]] = {}
         self._stopping = False
-        self._reaper: asyncio.Task | None = None
-        self._restarts: set[asyncio.Task] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._restarts: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, spec: ServiceSpec) -> subprocess.Popen:
+    def _spawn(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
         spec.log.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log, "ab") as log:
             return subprocess.Popen(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any
 
 from stackfleet.openstack import compute, controller, network
 from stackfleet.openstack.mountns import private_netns_dir
@@ -24,7 +25,7 @@ from stackfleet.runtime.procfs import become_subreaper
 
 @dataclass(frozen=True)
 class Role:
-    serve: Callable[[RoleRun], Awaitable[None]]  # runs the role's services until cancelled
+    serve: Callable[[RoleRun], Coroutine[Any, Any, None]]  # runs the role's services until cancelled
     # Neutron's agents name their namespaces after routers and networks: see mountns.py.
     private_netns: bool = False
 
@@ -48,8 +49,9 @@ async def _serve(name: str, role: Role, ctx: RoleContext) -> int:
     code = 0
     try:
         done, _ = await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if main in done and main.exception() is not None:
-            raise main.exception()
+        failure = main.exception() if main in done else None
+        if failure is not None:
+            raise failure
         ctx.say(f"{name}: stopping every service")
     except DataMismatch as exc:
         ctx.say(str(exc))

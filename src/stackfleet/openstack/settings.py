@@ -6,8 +6,8 @@ copies. Passwords have no defaults; each is generated once, at first use.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 from stackfleet.openstack.quoting import refuse_unrepresentable
 from stackfleet.openstack.services import password_keys

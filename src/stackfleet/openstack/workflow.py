@@ -11,7 +11,8 @@
     compute_services(cloud) -> list       Nova's services: binary, host, state
 
 Runs inside the OpenStack venv (openstacksdk). From elsewhere:
-    .venv-openstack/bin/python -m stackfleet.openstack.workflow seed|verify|boot-check|network-report|agents|services RECORD_JSON [SUFFIX]
+    .venv-openstack/bin/python -m stackfleet.openstack.workflow \
+        seed|verify|boot-check|network-report|agents|services RECORD_JSON [SUFFIX]
 with the admin's OS_* variables set (see `stackfleet openstack credentials`).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 IMAGE_BYTES = 1024 * 1024
 SERVER_TIMEOUT = 120.0
@@ -57,20 +59,25 @@ class SeedRecord:
         return json.dumps(asdict(self), indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "SeedRecord":
+    def from_json(cls, text: str) -> SeedRecord:
         return cls(**json.loads(text))
+
+
+# openstacksdk ships no type information: a connection, and the resources it returns, are Any.
+Cloud = Any
 
 
 def image_payload(seed: str, size: int = IMAGE_BYTES) -> bytes:
     """Deterministic bytes standing in for a cirros file: each seed gives other content."""
-    blocks, counter = [], 0
+    blocks: list[bytes] = []
+    counter = 0
     while sum(map(len, blocks)) < size:
         blocks.append(hashlib.sha512(f"{seed}:{counter}".encode()).digest())
         counter += 1
     return b"".join(blocks)[:size]
 
 
-def connect_from_env():
+def connect_from_env() -> Cloud:
     import openstack
 
     return openstack.connect(
@@ -81,7 +88,7 @@ def connect_from_env():
         region_name=os.environ.get("OS_REGION_NAME"), api_timeout=API_TIMEOUT)
 
 
-def _router_mode(cloud) -> str:
+def _router_mode(cloud: Cloud) -> str:
     """HA_MODE as Neutron applies it: router_distributed=True makes routers distributed."""
     probe = cloud.network.create_router(name="stackfleet-mode-probe")
     try:
@@ -90,7 +97,7 @@ def _router_mode(cloud) -> str:
         cloud.network.delete_router(probe)
 
 
-def _security_rules(cloud, project_id: str) -> None:
+def _security_rules(cloud: Cloud, project_id: str) -> None:
     group = next(iter(cloud.network.security_groups(name="default", project_id=project_id)))
     for protocol, port in (("tcp", 22), ("icmp", None)):
         try:
@@ -103,7 +110,7 @@ def _security_rules(cloud, project_id: str) -> None:
                 raise
 
 
-def wait_for_server(cloud, server_id: str, timeout: float = SERVER_TIMEOUT):
+def wait_for_server(cloud: Cloud, server_id: str, timeout: float = SERVER_TIMEOUT) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         server = cloud.compute.get_server(server_id)
@@ -114,7 +121,7 @@ def wait_for_server(cloud, server_id: str, timeout: float = SERVER_TIMEOUT):
         time.sleep(1)
 
 
-def seed(cloud, suffix: str = "") -> SeedRecord:
+def seed(cloud: Cloud, suffix: str = "") -> SeedRecord:
     """Creates the README's sample cloud contents; `suffix` keeps several seeds apart."""
     payload = image_payload(f"stackfleet{suffix}")
     image = cloud.image.create_image(
@@ -159,7 +166,7 @@ def seed(cloud, suffix: str = "") -> SeedRecord:
         server_id=server.id, server_host=server.compute_host or "")
 
 
-def verify(cloud, record: SeedRecord) -> list[str]:
+def verify(cloud: Cloud, record: SeedRecord) -> list[str]:
     """What is missing or changed since `seed`; an empty list means everything is intact."""
     problems: list[str] = []
 
@@ -195,7 +202,7 @@ def verify(cloud, record: SeedRecord) -> list[str]:
     return problems + catalog_problems(cloud)
 
 
-def catalog_problems(cloud) -> list[str]:
+def catalog_problems(cloud: Cloud) -> list[str]:
     """Duplicate services or endpoints: what a bootstrap that is not idempotent leaves behind."""
     services = list(cloud.identity.services())
     types = collections.Counter(s.type for s in services)
@@ -206,8 +213,8 @@ def catalog_problems(cloud) -> list[str]:
     return problems
 
 
-def boot_server(cloud, name: str, image_id: str, network_id: str, key_name: str | None = None,
-                timeout: float = SERVER_TIMEOUT):
+def boot_server(cloud: Cloud, name: str, image_id: str, network_id: str, key_name: str | None = None,
+                timeout: float = SERVER_TIMEOUT) -> Any:
     """Boots a server and waits until it is ACTIVE. A boot that the scheduler rejected while the
     compute services were still (re-)registering is deleted and tried again until timeout."""
     started = time.monotonic()
@@ -225,7 +232,7 @@ def boot_server(cloud, name: str, image_id: str, network_id: str, key_name: str 
             time.sleep(1)
 
 
-def boot_check(cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT) -> float:
+def boot_check(cloud: Cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT) -> float:
     """Readiness as a user sees it: boots a server on the seeded network, waits until it is ACTIVE,
     deletes it, and returns the seconds it took. APIs that answer are not yet a cloud that boots
     servers: this also needs the scheduler, placement, the conductor, a port binding and
@@ -237,18 +244,18 @@ def boot_check(cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT) -> fl
     return time.monotonic() - started
 
 
-def agents(cloud) -> list[dict]:
+def agents(cloud: Cloud) -> list[dict[str, Any]]:
     return [{"type": a.agent_type, "host": a.host, "alive": a.is_alive,
              "agent_mode": (a.configuration or {}).get("agent_mode")}
             for a in cloud.network.agents()]
 
 
-def compute_services(cloud) -> list[dict]:
+def compute_services(cloud: Cloud) -> list[dict[str, Any]]:
     return [{"binary": s.binary, "host": s.host, "state": s.state, "status": s.status}
             for s in cloud.compute.services()]
 
 
-def network_report(cloud, record: SeedRecord) -> dict:
+def network_report(cloud: Cloud, record: SeedRecord) -> dict[str, Any]:
     """Where the seeded router and DHCP run, and what bound their ports: for the network role."""
     router = cloud.network.get_router(record.router_id)
     hosting = [{"host": a.host, "ha_state": a.ha_state}
