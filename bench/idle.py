@@ -43,13 +43,13 @@ from stackfleet.lab.usage import (
     busy_ticks,
     gauge,
     parse_metrics,
-    parse_stat,
     raft_timers,
     rate_by,
     total,
     usage_by_component,
     with_raft_timers,
 )
+from stackfleet.runtime import procfs
 from stackfleet.runtime.procfs import send
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -67,11 +67,12 @@ def read_sample(pid: int, machines: dict[nsprocs.NsId, str]) -> ProcSample | Non
     proc = nsprocs.PROC / str(pid)
     try:
         st = os.stat(proc / "ns" / "net")
-        comm, start, own, reaped, rss = parse_stat((proc / "stat").read_text(), nsprocs.PAGE_SIZE)
+        stat = procfs.parse_stat(pid, (proc / "stat").read_text())
         argv = tuple(a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0") if a)
     except (OSError, IndexError, ValueError):
         return None  # gone meanwhile, or a zombie
-    return ProcSample(pid, start, own, reaped, rss, comm, argv, machines.get((st.st_dev, st.st_ino)))
+    return ProcSample(pid, stat.start_time, stat.cpu_ticks, stat.reaped_ticks, stat.rss_pages * nsprocs.PAGE_SIZE,
+                      stat.comm, argv, machines.get((st.st_dev, st.st_ino)))
 
 
 def lab_samples(lab: LabInfo, supervisor: int | None) -> list[ProcSample]:

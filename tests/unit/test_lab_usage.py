@@ -11,7 +11,6 @@ from stackfleet.lab.usage import (
     consumed,
     gauge,
     parse_metrics,
-    parse_stat,
     program,
     raft_timers,
     rate_by,
@@ -19,6 +18,7 @@ from stackfleet.lab.usage import (
     usage_by_component,
     with_raft_timers,
 )
+from stackfleet.runtime import procfs
 
 # A real /proc/PID/stat line, with a command name that holds a space and a parenthesis.
 STAT = ("7369 (my (odd) prog) S 7343 7343 7343 0 -1 4194560 5012 120 0 0 "
@@ -31,7 +31,9 @@ def sample(pid: int, own: int, reaped: int = 0, start: int = 1, argv: tuple[str,
 
 
 def test_stat_fields_are_read_after_the_last_parenthesis() -> None:
-    assert parse_stat(STAT, 4096) == ("my (odd) prog", 44156, 311 + 47, 9 + 3, 417 * 4096)
+    stat = procfs.parse_stat(7, STAT)
+    assert (stat.comm, stat.start_time, stat.cpu_ticks, stat.reaped_ticks, stat.rss_pages) == (
+        "my (odd) prog", 44156, 311 + 47, 9 + 3, 417)
 
 
 def test_consumed_counts_the_window_and_what_ended_children_used() -> None:

@@ -33,15 +33,6 @@ class ProcSample:
     machine: str | None  # the lab machine whose network namespace it runs in
 
 
-def parse_stat(text: str, page_size: int) -> tuple[str, int, int, int, int]:
-    """(comm, start, own, reaped, rss bytes) from the text of /proc/PID/stat."""
-    # comm may hold spaces and parentheses: it ends at the last ')'.
-    head, _, rest = text.rpartition(")")
-    fields = rest.split()  # fields[0] is field 3 of proc(5), the state
-    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-    return head.partition("(")[2], int(fields[19]), utime + stime, cutime + cstime, int(fields[21]) * page_size
-
-
 def consumed(before: ProcSample | None, after: ProcSample) -> int:
     """Clock ticks the process and the children it reaped used between the two samples.
 

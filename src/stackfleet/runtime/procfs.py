@@ -17,20 +17,22 @@ class ProcStat:
     pgrp: int
     session: int
     start_time: int  # clock ticks since boot, field 22 of /proc/PID/stat
+    comm: str = ""
+    cpu_ticks: int = 0  # utime + stime
+    reaped_ticks: int = 0  # cutime + cstime: children that ended and were waited for
+    rss_pages: int = 0
 
     @property
     def alive(self) -> bool:
         return self.state not in ("Z", "X", "x")
 
 
-def read_stat(pid: int) -> ProcStat | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(")") + 2 :].split()
+def parse_stat(pid: int, text: str) -> ProcStat:
+    """The fields of the text of /proc/PID/stat (proc(5)) that stackfleet uses."""
+    # The command name (field 2) may hold spaces and parentheses: it ends at the last ')'.
+    head, _, rest = text.rpartition(")")
+    fields = rest.split()  # fields[0] is field 3, the state
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
     return ProcStat(
         pid=pid,
         state=fields[0],
@@ -38,7 +40,19 @@ def read_stat(pid: int) -> ProcStat | None:
         pgrp=int(fields[2]),
         session=int(fields[3]),
         start_time=int(fields[19]),
+        comm=head.partition("(")[2],
+        cpu_ticks=utime + stime,
+        reaped_ticks=cutime + cstime,
+        rss_pages=int(fields[21]),
     )
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            return parse_stat(pid, handle.read())
+    except OSError:
+        return None
 
 
 def all_stats() -> list[ProcStat]:
