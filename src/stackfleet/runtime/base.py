@@ -15,6 +15,8 @@ from stackfleet.runtime.spec import ServiceSpec
 ACTIVE_STATES = ("active", "activating", "deactivating", "inactive", "failed")
 SUB_STATES = ("running", "start-pre", "start", "start-post", "auto-restart", "stop",
               "stop-sigterm", "stop-sigkill", "stop-post", "exited", "dead", "failed")
+# UnitStatus fields that the runtime fills in when asked, never stored in status.json.
+DERIVED_FIELDS = ("shim_alive", "orphaned", "memory_bytes", "cpu_usec")
 
 
 @dataclass
@@ -37,6 +39,9 @@ class UnitStatus:
     # unit left running without one (then kill() them).
     shim_alive: bool = False
     orphaned: bool = False
+    # From the unit's cgroup, where it has one: memory in use now, CPU time used so far.
+    memory_bytes: int | None = None
+    cpu_usec: int | None = None
 
     @property
     def running(self) -> bool:
@@ -85,3 +90,8 @@ class Runtime(ABC):
     @abstractmethod
     def journal_path(self, name: str) -> Path:
         """The file holding the unit's output lines."""
+
+    def contained(self) -> bool:
+        """True if every process of a unit is held by the unit's cgroup (so none can outlive
+        stop, fence or kill); False where the runtime falls back to the process tree."""
+        return False
