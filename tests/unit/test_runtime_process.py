@@ -2,6 +2,9 @@
 
 Every unit process carries a marker variable in its environment; after each test nothing
 with the marker may still run, and no zombie child of the test process may remain.
+
+Each test runs twice: with each unit in its own cgroup (as root, with cgroup v2; marked
+`cgroup`) and with the process-tree fallback that hosts without cgroup v2 get.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Callable, Iterator
 import pytest
 
 from stackfleet.runtime import Fence, ProcessRuntime, ServiceSpec, UnitStatus, write_fence
+from stackfleet.runtime.cgroup import Hierarchies, detect
 from stackfleet.runtime.process import default_base_environment
 from stackfleet.runtime.procfs import all_stats, read_stat, unit_processes
 from stackfleet.unit.values import parse_exec
@@ -60,16 +64,29 @@ def zombie_children() -> list[int]:
     return [s.pid for s in all_stats() if s.ppid == os.getpid() and not s.alive]
 
 
-def make_runtime(root: Path, marker: str) -> ProcessRuntime:
+NO_CGROUPS = Hierarchies(None, missing="turned off by the test")
+CGROUPS_MISSING = detect().missing
+
+
+def make_runtime(root: Path, marker: str, hierarchies: Hierarchies | None = None) -> ProcessRuntime:
     env = default_base_environment()
     env[MARKER] = marker
-    return ProcessRuntime(root, hostname=HOST, base_environment=env)
+    return ProcessRuntime(root, hostname=HOST, base_environment=env, hierarchies=hierarchies)
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
+def containment(mode: str) -> Hierarchies | None:
+    """The runtime's hierarchies for a test mode: the host's own cgroups, or none."""
+    if mode == "tree":
+        return NO_CGROUPS
+    if CGROUPS_MISSING:
+        pytest.skip(f"no usable cgroup v2: {CGROUPS_MISSING}")
+    return None
+
+
+@pytest.fixture(params=[pytest.param("cgroup", marks=pytest.mark.cgroup), "tree"])
+def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessRuntime]:
     marker = str(tmp_path)
-    rt = make_runtime(tmp_path / "rt", marker)
+    rt = make_runtime(tmp_path / "rt", marker, containment(request.param))
     yield rt
     left_running = marked_processes(marker)
     for name in rt.units():  # clean up even after a failed test, then judge
@@ -82,6 +99,8 @@ def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
         return not marked_processes(marker) and not zombie_children()
 
     wait_for(clean, what="the unit's processes to be gone and reaped")
+    if rt.contained():
+        rt.cgroup_base.remove()  # empty by now; the shims removed their own groups
     assert left_running == [], f"processes left running by the test: {left_running}"
 
 
@@ -449,7 +468,7 @@ def test_journal_lines_are_in_journald_short_format(runtime: ProcessRuntime) -> 
 def test_second_runtime_adopts_and_stops(runtime: ProcessRuntime, tmp_path: Path) -> None:
     runtime.start(service("/bin/sleep 1000"))
     first = wait_status(runtime, is_running)
-    successor = make_runtime(runtime.root_dir, str(tmp_path))
+    successor = make_runtime(runtime.root_dir, str(tmp_path), runtime.hierarchies)
     assert successor.units() == [NAME]
     seen = successor.status(NAME)
     assert is_running(seen) and seen.shim_alive and seen.main_pid == first.main_pid
@@ -465,7 +484,7 @@ def test_second_runtime_adopts_and_stops(runtime: ProcessRuntime, tmp_path: Path
 def test_second_runtime_can_kill(runtime: ProcessRuntime, tmp_path: Path) -> None:
     runtime.start(service("/bin/sh -c 'sleep 1000 & exec sleep 1000'"))
     first = wait_status(runtime, is_running)
-    successor = make_runtime(runtime.root_dir, str(tmp_path))
+    successor = make_runtime(runtime.root_dir, str(tmp_path), runtime.hierarchies)
     successor.kill(NAME)
     wait_for(lambda: not alive(first.main_pid) and not alive(first.shim_pid), timeout=1.0)
     wait_for(lambda: not successor.status(NAME).orphaned, timeout=1.0)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Mapping
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 def default_cgroup_base(root_dir: Path) -> str:
     """stackfleet/<tag>: one subtree per runtime root, so two runtimes on one host (tests, or
     a lab's machines without $STACKFLEET_CGROUP) never share a unit's cgroup."""
-    tag = hashlib.sha256(str(Path(root_dir).resolve()).encode()).hexdigest()[:12]
+    tag = f"{zlib.crc32(str(Path(root_dir).resolve()).encode()):08x}"
     return f"stackfleet/{tag}"
 
 

@@ -24,7 +24,6 @@ IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 IN_CLOSE_WRITE = 0x008
 IN_MOVED_TO = 0x080
-IN_CREATE = 0x100
 IN_DELETE = 0x200
 IN_MOVED_FROM = 0x040
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
@@ -80,12 +79,13 @@ class Alarm:
 
 
 class FileWatch:
-    """Readable when `path` is created, replaced (rename onto it), written or deleted."""
+    """Readable when `path` is replaced (renamed onto), written or deleted."""
 
     def __init__(self, path: Path) -> None:
         self.name = path.name.encode()
         self.fd = _check(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
-        mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM
+        # Not IN_CREATE: a writer's temporary file would wake us once more per renewal.
+        mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
         _check(_libc.inotify_add_watch(self.fd, os.fsencode(path.parent), mask),
                f"inotify_add_watch {path.parent}")
 
