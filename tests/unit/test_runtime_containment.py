@@ -128,7 +128,8 @@ def test_memory_max_and_cpu_quota_apply_and_usage_is_reported(
     else:
         assert (group.path / "cpu.max").read_text().split() == ["20000", "100000"]
     time.sleep(1.0)
-    used = runtime.status(NAME)
+    used = runtime.usage(NAME)
+    assert used is not None
     assert used.memory_bytes is not None and used.memory_bytes > 0
     # A busy loop held to 20 % of a CPU: about 0.2 s in 1 s, surely below 0.5 s.
     assert used.cpu_usec is not None and 10_000 < used.cpu_usec < 500_000

@@ -26,7 +26,7 @@ from typing import Mapping
 import stackfleet
 from stackfleet.runtime import cgroup, procfs
 from stackfleet.runtime.base import Runtime, UnitStatus
-from stackfleet.runtime.cgroup import Group, Hierarchies
+from stackfleet.runtime.cgroup import Group, Hierarchies, Usage
 from stackfleet.runtime.files import read_json, write_json_atomic
 from stackfleet.runtime.layout import ShimConfig, UnitPaths
 from stackfleet.runtime.spec import ServiceSpec
@@ -64,6 +64,7 @@ class ProcessRuntime(Runtime):
                                      else default_base_environment())
         self.python = python
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._groups: dict[str, tuple[int, Group | None]] = {}  # by unit: (spec mtime, group)
         self.hierarchies = hierarchies if hierarchies is not None else cgroup.detect()
         base = cgroup_base or os.environ.get(CGROUP_ENV) or default_cgroup_base(self.root_dir)
         self.cgroup_base = Group(self.hierarchies, base.strip("/"))
@@ -117,7 +118,10 @@ class ProcessRuntime(Runtime):
             procfs.send_signal(shim_pid, signal.SIGSTOP)
         group = self._recorded_group(name)
         if group is not None:
-            group.kill()
+            try:
+                group.kill()
+            except TimeoutError as exc:  # a process stuck in the kernel: still orphaned
+                log.warning("%s: %s", name, exc)
         if shim_pid is not None:
             # Without a cgroup the tree and session are all there is; with one, this also
             # takes a child forked a moment ago that has not joined the cgroup yet.
@@ -160,18 +164,19 @@ class ProcessRuntime(Runtime):
         status = UnitStatus.from_json(data)
         status.shim_alive = (status.shim_pid is not None
                              and procfs.is_running(status.shim_pid, status.shim_start_time))
-        group = self._recorded_group(name)
         if not status.shim_alive:
+            group = self._recorded_group(name)
             if status.running:
                 status.active, status.sub, status.result = "failed", "dead", "shim-died"
                 status.main_pid = None
             shim_pid, owned = self._shim_identity(name)
             status.orphaned = (group is not None and group.populated()) or (
                 shim_pid is not None and bool(self._members(shim_pid, owned)))
-        if group is not None:
-            usage = group.usage()
-            status.memory_bytes, status.cpu_usec = usage.memory_bytes, usage.cpu_usec
         return status
+
+    def usage(self, name: str) -> Usage | None:
+        group = self._recorded_group(name)
+        return group.usage() if group is not None else None
 
     def units(self) -> list[str]:
         units_dir = self.root_dir / "units"
@@ -209,16 +214,24 @@ class ProcessRuntime(Runtime):
         return UnitPaths(self.root_dir / "units" / name)
 
     def _recorded_group(self, name: str) -> Group | None:
-        """The cgroup the unit was started in, from its launch file: an earlier agent may
-        have used another base."""
-        data = read_json(self._paths(name).spec)
-        raw = data.get("cgroup") if isinstance(data, dict) else None
-        if not isinstance(raw, dict):
-            return None
+        """The cgroup the unit was started in, from its launch file (an earlier agent may
+        have used another base); cached while the file is unchanged."""
+        path = self._paths(name).spec
         try:
-            return Group.from_json(raw)
-        except (KeyError, ValueError, AssertionError):
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
             return None
+        cached = self._groups.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        data = read_json(path)
+        raw = data.get("cgroup") if isinstance(data, dict) else None
+        group = None
+        if isinstance(raw, dict):
+            with contextlib.suppress(KeyError, ValueError, AssertionError):
+                group = Group.from_json(raw)
+        self._groups[name] = (stamp, group)
+        return group
 
     @staticmethod
     def _locked(paths: UnitPaths) -> bool:

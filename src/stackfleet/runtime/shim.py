@@ -146,6 +146,7 @@ class Shim:
             return True
         try:
             self.group.create()
+            self.group.thaw()  # left frozen by a kill that timed out, and emptied since
             problems = self.group.set_limits(self.spec.memory_max, self.spec.cpu_quota)
             self._events = os.open(self.group.path / "cgroup.events", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
