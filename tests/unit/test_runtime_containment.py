@@ -136,6 +136,20 @@ def test_memory_max_and_cpu_quota_apply_and_usage_is_reported(
     stop(runtime)
 
 
+@with_cgroups
+def test_usage_without_limits_counts_every_process_of_the_unit(
+        runtime: ProcessRuntime, tmp_path: Path) -> None:
+    runtime.start(service(detach_script(tmp_path, "exec sleep 1000")))
+    status = wait_status(runtime, is_running)
+    daemon = read_pid(tmp_path / "daemon.pid")
+    used = runtime.usage(NAME)
+    assert used is not None and used.cpu_usec is not None
+    resident = sum(int(Path(f"/proc/{p}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                   for p in (status.main_pid, daemon))
+    assert used.memory_bytes is not None and used.memory_bytes >= resident > 0
+    stop(runtime)
+
+
 def cgroup_v1_of(pid: int, controller: str) -> str:
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)

@@ -22,6 +22,7 @@ MOUNTINFO = Path("/proc/self/mountinfo")
 KILL_TIMEOUT = 5.0
 V1_CONTROLLERS = ("memory", "cpu")
 CPU_PERIOD_USEC = 100_000
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(frozen=True)
@@ -216,11 +217,16 @@ class Group:
         return True
 
     def usage(self) -> Usage:
-        """Memory in use now and CPU time used so far, by the group and its descendants."""
+        """Memory in use now and CPU time used so far, by the group and its descendants.
+        Memory comes from the memory controller where the group has one (v2, or the v1
+        group that MemoryMax= creates), else it is the sum of its processes' resident sets."""
         cpu = read_keyed(self.path / "cpu.stat").get("usage_usec")
         memory = read_int(self.path / "memory.current")
-        if memory is None and (v1 := self.v1_path("memory")) is not None:
+        v1 = self.v1_path("memory")
+        if memory is None and v1 is not None:
             memory = read_int(v1 / "memory.usage_in_bytes")
+        if memory is None and self.path.is_dir():
+            memory = sum(resident_bytes(pid) for pid in self.pids())
         return Usage(memory_bytes=memory, cpu_usec=cpu)
 
 
@@ -251,6 +257,14 @@ def read_keyed(path: Path) -> dict[str, int]:
         if value.strip().isdigit():
             values[key] = int(value)
     return values
+
+
+def resident_bytes(pid: int) -> int:
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * PAGE_SIZE
 
 
 def read_int(path: Path) -> int | None:
