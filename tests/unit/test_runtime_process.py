@@ -19,6 +19,7 @@ import pytest
 
 from stackfleet.runtime import Fence, ProcessRuntime, ServiceSpec, UnitStatus, write_fence
 from stackfleet.runtime.cgroup import Hierarchies, detect
+from stackfleet.runtime.fence import now as clock  # the fence file's clock
 from stackfleet.runtime.process import default_base_environment
 from stackfleet.runtime.procfs import all_stats, read_stat, unit_processes
 from stackfleet.unit.values import parse_exec
@@ -496,7 +497,7 @@ def test_second_runtime_can_kill(runtime: ProcessRuntime, tmp_path: Path) -> Non
 
 def test_expired_fence_kills_the_group_by_kill_at(runtime: ProcessRuntime, tmp_path: Path) -> None:
     fence = tmp_path / "fence.json"
-    now = time.monotonic()
+    now = clock()
     write_fence(fence, Fence(stop_at=now + 60, kill_at=now + 61))
     child_file = tmp_path / "child"
     runtime.start(service(
@@ -508,11 +509,11 @@ def test_expired_fence_kills_the_group_by_kill_at(runtime: ProcessRuntime, tmp_p
     wait_for(lambda: child_file.exists() and child_file.read_text().endswith("\n"))
     pids = [status.main_pid, int(child_file.read_text())]
 
-    now = time.monotonic()
+    now = clock()
     stop_at, kill_at = now + 0.3, now + 0.9
     write_fence(fence, Fence(stop_at=stop_at, kill_at=kill_at))
     wait_for(lambda: not any(alive(p) for p in pids), timeout=3.0)
-    gone_at = time.monotonic()
+    gone_at = clock()
     assert gone_at <= kill_at, f"killed {gone_at - kill_at:.3f}s after kill_at"
     assert gone_at > stop_at + 0.2  # they ignore SIGTERM: the SIGKILL did it, near kill_at
 
@@ -527,7 +528,7 @@ def test_renewed_fence_keeps_running_and_stop_is_graceful(
     fence = tmp_path / "fence.json"
 
     def renew() -> tuple[float, float]:
-        now = time.monotonic()
+        now = clock()
         write_fence(fence, Fence(stop_at=now + 0.8, kill_at=now + 3.0))
         return now + 0.8, now + 3.0
 
@@ -536,14 +537,14 @@ def test_renewed_fence_keeps_running_and_stop_is_graceful(
     runtime.start(service("/bin/sleep 1000", exec_stop=[f"/bin/touch {stopped}"]),
                   fence_file=fence)
     first = wait_status(runtime, is_running)
-    until = time.monotonic() + 1.0
-    while time.monotonic() < until:  # renewals every 0.1 s, well inside the 0.8 s
+    until = clock() + 1.0
+    while clock() < until:  # renewals every 0.1 s, well inside the 0.8 s
         renew()
         assert is_running(runtime.status(NAME))
         time.sleep(0.1)
     _, kill_at = renew()
     final = wait_shim_gone(runtime)
-    assert time.monotonic() < kill_at  # graceful: ExecStop and SIGTERM sufficed
+    assert clock() < kill_at  # graceful: ExecStop and SIGTERM sufficed
     assert stopped.exists()
     assert (final.result, final.fenced, final.restarts) == ("fenced", True, 0)
     assert (final.exit_code, final.exit_status) == ("killed", signal.SIGTERM)
@@ -561,10 +562,10 @@ def test_missing_fence_file_prevents_start(runtime: ProcessRuntime, tmp_path: Pa
 
 def test_fence_stops_a_restarting_unit(runtime: ProcessRuntime, tmp_path: Path) -> None:
     fence = tmp_path / "fence.json"
-    now = time.monotonic()
+    now = clock()
     write_fence(fence, Fence(stop_at=now + 0.5, kill_at=now + 1.0))
     runtime.start(service("/bin/false", restart="always", restart_sec=0.2,
                           start_limit_interval_sec=0), fence_file=fence)
     final = wait_shim_gone(runtime)
-    assert time.monotonic() < now + 1.5
+    assert clock() < now + 1.5
     assert final.result == "fenced" and final.restarts >= 1

@@ -6,6 +6,9 @@ system-wide clock that, unlike CLOCK_MONOTONIC, keeps counting while the machine
 suspended, so a machine that sleeps through its lease wakes up already fenced. The shim stops
 its unit at stop_at and must have SIGKILLed it by kill_at. A missing or malformed file counts
 as expired. Every writer and reader of the file takes its times from now().
+
+The shim reads the file when it changes (inotify on its directory) and when the stop_at of
+its last reading comes: a writer must rename a complete file into place, as write_fence does.
 """
 from __future__ import annotations
 
