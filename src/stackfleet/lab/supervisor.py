@@ -60,6 +60,21 @@ LAB_CGROUP = "stackfleet-lab"
 _JOIN_AND_EXEC = 'echo 0 > "$1" && shift && exec "$@"'
 
 
+def mount_cgroups(hierarchies: cgroup.Hierarchies) -> str:
+    """Shell commands that mount the host's cgroup file systems again where they were.
+    `ip netns exec` mounts a fresh /sys for the namespace, which hides them; a machine needs
+    them, as a real one has them, to give each unit its cgroup. Failures only cost that."""
+    assert hierarchies.v2 is not None
+    base = Path("/sys/fs/cgroup")
+    commands = []
+    if hierarchies.v2 != base:
+        commands.append(f"mount -t tmpfs -o mode=755 tmpfs {base}")
+    commands.append(f"mkdir -p {hierarchies.v2} && mount -t cgroup2 cgroup2 {hierarchies.v2}")
+    for controller, path in sorted(hierarchies.v1.items()):
+        commands.append(f"mkdir -p {path} && mount -t cgroup -o {controller} cgroup {path}")
+    return "; ".join(commands) + '; exec "$@"'
+
+
 def lab_group(hierarchies: cgroup.Hierarchies) -> cgroup.Group | None:
     """The cgroup holding every lab machine; None without a usable cgroup v2."""
     return cgroup.Group(hierarchies, LAB_CGROUP) if hierarchies.usable else None
@@ -141,7 +156,8 @@ class Supervisor:
             daemons.create()
             env[CGROUP_ENV] = group.child("units").relative
             command = ["sh", "-c", _JOIN_AND_EXEC, "sh", str(daemons.path / "cgroup.procs"),
-                       *command]
+                       "ip", "netns", "exec", machine,
+                       "sh", "-c", mount_cgroups(self.cgroups), "sh", *argv]
         pid = os.posix_spawnp(
             command[0],
             command,
