@@ -36,15 +36,15 @@ ESCAPE = unit_text('setsid sh -c "unshare --net sleep 4242401 & sleep 4242402 & 
 DETACH = unit_text('setsid sh -c "sleep 4242411 & exit"; exec sleep 4242412')
 
 
-def find(needle: str) -> list[int]:
-    """Live processes whose command line contains needle."""
+def find(needle: str, ignore: frozenset[int] = frozenset()) -> list[int]:
+    """Live processes whose command line contains needle, but for those in ignore."""
     found = []
     for stat in all_stats():
         try:
             cmdline = Path(f"/proc/{stat.pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if stat.alive and needle.encode() in cmdline:
+        if stat.alive and needle.encode() in cmdline and stat.pid not in ignore:
             found.append(stat.pid)
     return found
 
@@ -80,14 +80,16 @@ def compute(lab: LabInfo) -> str:
 
 @contextmanager
 def started(lab: LabInfo, tmp_path: Path, name: str, text: str, needle: str,
-            count: int) -> Iterator[None]:
+            count: int) -> Iterator[frozenset[int]]:
+    """Starts the unit; yields the PIDs that matched needle before (a failed earlier run)."""
+    strangers = frozenset(find(needle))
     path = tmp_path / name
     path.write_text(text)
     done = cli(lab, "start", "--block-attempts", "60", str(path))
     assert done.returncode == 0, done.stderr
     try:
-        assert poll(lambda: len(find(needle)) == count, START_TIMEOUT), find(needle)
-        yield
+        assert poll(lambda: len(find(needle, strangers)) == count, START_TIMEOUT), find(needle)
+        yield strangers
     finally:
         cli(lab, "destroy", name)
 
@@ -101,16 +103,16 @@ def runtime_of(lab: LabInfo, machine: str) -> ProcessRuntime:
 def test_halt_leaves_no_process_of_the_machine_alive(
         lab: LabInfo, compute: str, tmp_path: Path) -> None:
     root = Path(lab.root)
-    with started(lab, tmp_path, "escape.service", ESCAPE, "sleep 42424", 3):
+    with started(lab, tmp_path, "escape.service", ESCAPE, "sleep 42424", 3) as strangers:
         ns = nsprocs.netns_id(compute)
-        nested = find("sleep 4242401")
+        nested = find("sleep 4242401", strangers)
         assert nested and all(netns_of(p) != ns for p in nested)  # a namespace of its own
-        before = machine_processes(compute)
-        assert set(find("sleep 42424")) <= before
+        before = machine_processes(compute) - strangers
+        assert set(find("sleep 42424", strangers)) <= before
         try:
             killed = ops.halt(root, compute)
             assert [p for p in before if nsprocs.is_alive(p)] == []
-            assert find("sleep 42424") == []
+            assert find("sleep 42424", strangers) == []
             assert before <= set(killed)
         finally:
             ops.up_machine(root, compute)
@@ -118,8 +120,8 @@ def test_halt_leaves_no_process_of_the_machine_alive(
 
 def test_a_detached_daemon_of_a_unit_whose_shim_died_is_killed_by_the_agent(
         lab: LabInfo, compute: str, tmp_path: Path) -> None:
-    with started(lab, tmp_path, "detach.service", DETACH, "sleep 42424", 2):
-        daemon, main = find("sleep 4242411"), find("sleep 4242412")
+    with started(lab, tmp_path, "detach.service", DETACH, "sleep 42424", 2) as strangers:
+        daemon, main = find("sleep 4242411", strangers), find("sleep 4242412", strangers)
         shim = runtime_of(lab, compute).status("detach.service").shim_pid
         assert shim is not None
         os.kill(shim, signal.SIGKILL)
@@ -130,8 +132,8 @@ def test_a_detached_daemon_of_a_unit_whose_shim_died_is_killed_by_the_agent(
 def test_the_runtime_reports_a_dead_shims_detached_daemon_orphaned_and_kill_ends_it(
         lab: LabInfo, compute: str, tmp_path: Path) -> None:
     root = Path(lab.root)
-    with started(lab, tmp_path, "detach.service", DETACH, "sleep 42424", 2):
-        daemon, main = find("sleep 4242411"), find("sleep 4242412")
+    with started(lab, tmp_path, "detach.service", DETACH, "sleep 42424", 2) as strangers:
+        daemon, main = find("sleep 4242411", strangers), find("sleep 4242412", strangers)
         runtime = runtime_of(lab, compute)
         shim = runtime.status("detach.service").shim_pid
         agents = [c["pid"] for c in client.request(root, {"op": "status"})["children"]
