@@ -2,6 +2,9 @@
 
 Every unit process carries a marker variable in its environment; after each test nothing
 with the marker may still run, and no zombie child of the test process may remain.
+
+Each test runs twice: with each unit in its own cgroup (as root, with cgroup v2; marked
+`cgroup`) and with the process-tree fallback that hosts without cgroup v2 get.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from typing import Callable, Iterator
 import pytest
 
 from stackfleet.runtime import Fence, ProcessRuntime, ServiceSpec, UnitStatus, write_fence
+from stackfleet.runtime.cgroup import Hierarchies, detect
+from stackfleet.runtime.fence import now as clock  # the fence file's clock
 from stackfleet.runtime.process import default_base_environment
 from stackfleet.runtime.procfs import all_stats, read_stat, unit_processes
 from stackfleet.unit.values import parse_exec
@@ -60,16 +65,29 @@ def zombie_children() -> list[int]:
     return [s.pid for s in all_stats() if s.ppid == os.getpid() and not s.alive]
 
 
-def make_runtime(root: Path, marker: str) -> ProcessRuntime:
+NO_CGROUPS = Hierarchies(None, missing="turned off by the test")
+CGROUPS_MISSING = detect().missing
+
+
+def make_runtime(root: Path, marker: str, hierarchies: Hierarchies | None = None) -> ProcessRuntime:
     env = default_base_environment()
     env[MARKER] = marker
-    return ProcessRuntime(root, hostname=HOST, base_environment=env)
+    return ProcessRuntime(root, hostname=HOST, base_environment=env, hierarchies=hierarchies)
 
 
-@pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
+def containment(mode: str) -> Hierarchies | None:
+    """The runtime's hierarchies for a test mode: the host's own cgroups, or none."""
+    if mode == "tree":
+        return NO_CGROUPS
+    if CGROUPS_MISSING:
+        pytest.skip(f"no usable cgroup v2: {CGROUPS_MISSING}")
+    return None
+
+
+@pytest.fixture(params=[pytest.param("cgroup", marks=pytest.mark.cgroup), "tree"])
+def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessRuntime]:
     marker = str(tmp_path)
-    rt = make_runtime(tmp_path / "rt", marker)
+    rt = make_runtime(tmp_path / "rt", marker, containment(request.param))
     yield rt
     left_running = marked_processes(marker)
     for name in rt.units():  # clean up even after a failed test, then judge
@@ -82,6 +100,8 @@ def runtime(tmp_path: Path) -> Iterator[ProcessRuntime]:
         return not marked_processes(marker) and not zombie_children()
 
     wait_for(clean, what="the unit's processes to be gone and reaped")
+    if rt.contained():
+        rt.cgroup_base.remove()  # empty by now; the shims removed their own groups
     assert left_running == [], f"processes left running by the test: {left_running}"
 
 
@@ -449,7 +469,7 @@ def test_journal_lines_are_in_journald_short_format(runtime: ProcessRuntime) -> 
 def test_second_runtime_adopts_and_stops(runtime: ProcessRuntime, tmp_path: Path) -> None:
     runtime.start(service("/bin/sleep 1000"))
     first = wait_status(runtime, is_running)
-    successor = make_runtime(runtime.root_dir, str(tmp_path))
+    successor = make_runtime(runtime.root_dir, str(tmp_path), runtime.hierarchies)
     assert successor.units() == [NAME]
     seen = successor.status(NAME)
     assert is_running(seen) and seen.shim_alive and seen.main_pid == first.main_pid
@@ -465,7 +485,7 @@ def test_second_runtime_adopts_and_stops(runtime: ProcessRuntime, tmp_path: Path
 def test_second_runtime_can_kill(runtime: ProcessRuntime, tmp_path: Path) -> None:
     runtime.start(service("/bin/sh -c 'sleep 1000 & exec sleep 1000'"))
     first = wait_status(runtime, is_running)
-    successor = make_runtime(runtime.root_dir, str(tmp_path))
+    successor = make_runtime(runtime.root_dir, str(tmp_path), runtime.hierarchies)
     successor.kill(NAME)
     wait_for(lambda: not alive(first.main_pid) and not alive(first.shim_pid), timeout=1.0)
     wait_for(lambda: not successor.status(NAME).orphaned, timeout=1.0)
@@ -477,7 +497,7 @@ def test_second_runtime_can_kill(runtime: ProcessRuntime, tmp_path: Path) -> Non
 
 def test_expired_fence_kills_the_group_by_kill_at(runtime: ProcessRuntime, tmp_path: Path) -> None:
     fence = tmp_path / "fence.json"
-    now = time.monotonic()
+    now = clock()
     write_fence(fence, Fence(stop_at=now + 60, kill_at=now + 61))
     child_file = tmp_path / "child"
     runtime.start(service(
@@ -489,11 +509,11 @@ def test_expired_fence_kills_the_group_by_kill_at(runtime: ProcessRuntime, tmp_p
     wait_for(lambda: child_file.exists() and child_file.read_text().endswith("\n"))
     pids = [status.main_pid, int(child_file.read_text())]
 
-    now = time.monotonic()
+    now = clock()
     stop_at, kill_at = now + 0.3, now + 0.9
     write_fence(fence, Fence(stop_at=stop_at, kill_at=kill_at))
     wait_for(lambda: not any(alive(p) for p in pids), timeout=3.0)
-    gone_at = time.monotonic()
+    gone_at = clock()
     assert gone_at <= kill_at, f"killed {gone_at - kill_at:.3f}s after kill_at"
     assert gone_at > stop_at + 0.2  # they ignore SIGTERM: the SIGKILL did it, near kill_at
 
@@ -508,7 +528,7 @@ def test_renewed_fence_keeps_running_and_stop_is_graceful(
     fence = tmp_path / "fence.json"
 
     def renew() -> tuple[float, float]:
-        now = time.monotonic()
+        now = clock()
         write_fence(fence, Fence(stop_at=now + 0.8, kill_at=now + 3.0))
         return now + 0.8, now + 3.0
 
@@ -517,14 +537,14 @@ def test_renewed_fence_keeps_running_and_stop_is_graceful(
     runtime.start(service("/bin/sleep 1000", exec_stop=[f"/bin/touch {stopped}"]),
                   fence_file=fence)
     first = wait_status(runtime, is_running)
-    until = time.monotonic() + 1.0
-    while time.monotonic() < until:  # renewals every 0.1 s, well inside the 0.8 s
+    until = clock() + 1.0
+    while clock() < until:  # renewals every 0.1 s, well inside the 0.8 s
         renew()
         assert is_running(runtime.status(NAME))
         time.sleep(0.1)
     _, kill_at = renew()
     final = wait_shim_gone(runtime)
-    assert time.monotonic() < kill_at  # graceful: ExecStop and SIGTERM sufficed
+    assert clock() < kill_at  # graceful: ExecStop and SIGTERM sufficed
     assert stopped.exists()
     assert (final.result, final.fenced, final.restarts) == ("fenced", True, 0)
     assert (final.exit_code, final.exit_status) == ("killed", signal.SIGTERM)
@@ -542,10 +562,10 @@ def test_missing_fence_file_prevents_start(runtime: ProcessRuntime, tmp_path: Pa
 
 def test_fence_stops_a_restarting_unit(runtime: ProcessRuntime, tmp_path: Path) -> None:
     fence = tmp_path / "fence.json"
-    now = time.monotonic()
+    now = clock()
     write_fence(fence, Fence(stop_at=now + 0.5, kill_at=now + 1.0))
     runtime.start(service("/bin/false", restart="always", restart_sec=0.2,
                           start_limit_interval_sec=0), fence_file=fence)
     final = wait_shim_gone(runtime)
-    assert time.monotonic() < now + 1.5
+    assert clock() < now + 1.5
     assert final.result == "fenced" and final.restarts >= 1

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
-from stackfleet.runtime.spec import ServiceSpec
+from stackfleet.runtime.spec import ServiceSpec, parse_memory_max
 from stackfleet.unit.values import parse_exec
 
 
@@ -124,3 +125,46 @@ def test_json_round_trip() -> None:
     spec.timeout_start_sec = math.inf
     spec.exec_stop_post = [parse_exec("-@/bin/sh cleanup -c true")]
     assert ServiceSpec.from_json(spec.to_json()) == spec
+
+
+def test_from_unit_user_group_and_resource_limits() -> None:
+    unit = FakeUnit("x.service", """
+        [Service]
+        ExecStart=/bin/true
+        User=nobody
+        Group=65534
+        MemoryMax=512M
+        CPUQuota=150%
+    """)
+    spec = ServiceSpec.from_unit(unit)
+    assert (spec.user, spec.group) == ("nobody", "65534")
+    assert spec.memory_max == 512 * 1024 * 1024
+    assert spec.cpu_quota == 1.5
+    assert ServiceSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1024", 1024), ("2K", 2048), ("1.5G", 3 * 1024**3 // 2), ("infinity", None),
+])
+def test_memory_max_values(text: str, expected: int | None) -> None:
+    assert parse_memory_max(text) == expected
+
+
+def test_memory_max_percent_is_of_physical_memory() -> None:
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert parse_memory_max("50%") == physical // 2
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("MemoryMax", "lots", "MemoryMax=lots"),
+    ("MemoryMax", "5Q", "suffix"),
+    ("MemoryMax", "-1", "MemoryMax=-1"),
+    ("CPUQuota", "20", "percentage"),
+    ("CPUQuota", "0%", "above 0%"),
+    ("User", "a:b", "user or group name"),
+    ("Group", "-x", "user or group name"),
+])
+def test_bad_user_and_limits_are_refused(key: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match="bad.service") as info:
+        ServiceSpec.from_unit(FakeUnit("bad.service", f"[Service]\nExecStart=/bin/a\n{key}={value}"))
+    assert message in str(info.value)

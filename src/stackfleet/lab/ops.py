@@ -47,7 +47,8 @@ from stackfleet.lab.state import (
     read_lab,
     save_lab,
 )
-from stackfleet.lab.supervisor import LOG_NAME, PID_NAME, SOCKET_NAME
+from stackfleet.lab.supervisor import LOG_NAME, PID_NAME, SOCKET_NAME, kill_machine, lab_group
+from stackfleet.runtime import cgroup
 
 Say = Callable[[str], None]
 DEFAULT_TTL = 5
@@ -305,7 +306,8 @@ def up_machine(root: Path, name: str, say: Say = quiet) -> None:
 
 
 def halt(root: Path, name: str, say: Say = quiet) -> list[int]:
-    """Pulls the power: SIGKILL everything in the machine's namespace, then cables out."""
+    """Pulls the power: SIGKILL every process of the machine (its cgroup, where the host has
+    cgroup v2, and everything in its namespace), then cables out. Returns the PIDs killed."""
     require_root_user()
     lab = require_lab(root)
     info, plan = require_machine(lab, name)
@@ -313,7 +315,7 @@ def halt(root: Path, name: str, say: Say = quiet) -> list[int]:
         killed = [int(p) for p in client.request(root, {"op": "halt", "machine": name})["killed"]]
     except client.SupervisorUnavailable:
         ns = nsprocs.netns_id(info.netns)
-        killed = sorted(nsprocs.kill_netns(ns)) if ns else []
+        killed = sorted(kill_machine(cgroup.detect(), name, ns)) if ns else []
     net.set_links(plan, up=False)
     say(f"{name} halted ({len(killed)} processes killed)")
     return killed
@@ -409,6 +411,18 @@ def remove_root(root: Path, say: Say) -> None:
         say(f"left {root} in place: it holds files the lab did not create")
 
 
+def remove_cgroups(say: Say) -> None:
+    """Kill whatever is left in the lab's cgroups (a process that left every machine
+    namespace), then remove them."""
+    group = lab_group(cgroup.detect())
+    if group is None or not group.path.is_dir():
+        return
+    leftovers = group.kill()
+    if leftovers:
+        say(f"killed {len(leftovers)} processes left in the lab's cgroups")
+    group.remove()
+
+
 def destroy(root: Path, say: Say = quiet) -> None:
     """Stops every lab process, the supervisor, and removes the links and the root.
 
@@ -427,6 +441,7 @@ def destroy(root: Path, say: Say = quiet) -> None:
             nsprocs.terminate(leftovers)
             say(f"{m.name}: stopped {len(leftovers)} leftover processes")
         net.delete_machine(m)
+    remove_cgroups(say)
     net.delete_bridges()
     remove_root(root, say)
     say(f"lab destroyed ({len(machines)} machines)")

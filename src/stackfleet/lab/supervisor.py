@@ -16,6 +16,12 @@ already running on that machine, so it is idempotent. Each process runs as
 `ip netns exec M argv...` (which execs in place) with stdout and stderr appended to
 ROOT/machines/M/logs/P.log.
 
+Where the host has cgroup v2, each machine is a cgroup, stackfleet-lab/M: its processes start
+in stackfleet-lab/M/daemons, and its agent puts units in stackfleet-lab/M/units/<unit>
+($STACKFLEET_CGROUP). `halt` freezes and kills that cgroup, so it takes every process of the
+machine, also those that entered network namespaces of their own (QEMU guests, Neutron's
+dnsmasq, haproxy and keepalived), then whatever else is left in the machine's namespace.
+
 Run in the foreground: python -m stackfleet.lab.supervisor ROOT
 Detach (what `stackfleet lab up` does): python -m stackfleet.lab.supervisor --detach ROOT
 """
@@ -37,6 +43,8 @@ from typing import Any
 
 from stackfleet.lab import nsprocs
 from stackfleet.lab.state import machine_dir, read_lab
+from stackfleet.runtime import cgroup
+from stackfleet.runtime.process import CGROUP_ENV
 from stackfleet.runtime.procfs import become_subreaper, exited_children
 
 SOCKET_NAME = "supervisor.sock"
@@ -46,6 +54,46 @@ REAP_INTERVAL = 1.0  # a backstop: SIGCHLD normally wakes the loop at once
 STOP_GRACE = 3.0
 # gRPC and HTTP clients honour these; lab traffic must stay on the lab's own links.
 PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "grpc_proxy", "all_proxy", "no_proxy"})
+LAB_CGROUP = "stackfleet-lab"
+# Joins the cgroup whose cgroup.procs is $1 (writing 0 moves the writer), then execs the rest:
+# the process is in the machine's cgroup before it can fork anything.
+_JOIN_AND_EXEC = 'echo 0 > "$1" && shift && exec "$@"'
+
+
+def mount_cgroups(hierarchies: cgroup.Hierarchies) -> str:
+    """Shell commands that mount the host's cgroup file systems again where they were.
+    `ip netns exec` mounts a fresh /sys for the namespace, which hides them; a machine needs
+    them, as a real one has them, to give each unit its cgroup. Failures only cost that."""
+    assert hierarchies.v2 is not None
+    base = Path("/sys/fs/cgroup")
+    commands = []
+    if hierarchies.v2 != base:
+        commands.append(f"mount -t tmpfs -o mode=755 tmpfs {base}")
+    commands.append(f"mkdir -p {hierarchies.v2} && mount -t cgroup2 cgroup2 {hierarchies.v2}")
+    for controller, path in sorted(hierarchies.v1.items()):
+        commands.append(f"mkdir -p {path} && mount -t cgroup -o {controller} cgroup {path}")
+    return "; ".join(commands) + '; exec "$@"'
+
+
+def lab_group(hierarchies: cgroup.Hierarchies) -> cgroup.Group | None:
+    """The cgroup holding every lab machine; None without a usable cgroup v2."""
+    return cgroup.Group(hierarchies, LAB_CGROUP) if hierarchies.usable else None
+
+
+def machine_group(hierarchies: cgroup.Hierarchies, machine: str) -> cgroup.Group | None:
+    lab = lab_group(hierarchies)
+    return lab.child(machine) if lab is not None else None
+
+
+def kill_machine(hierarchies: cgroup.Hierarchies, machine: str, ns: nsprocs.NsId) -> set[int]:
+    """Pull the power: freeze and kill the machine's cgroup, then SIGKILL whatever is left
+    in its namespace (e.g. a `lab exec` shell). Returns the PIDs killed."""
+    killed: set[int] = set()
+    group = machine_group(hierarchies, machine)
+    if group is not None:
+        killed.update(group.kill())
+    killed.update(nsprocs.kill_netns(ns))
+    return killed
 
 
 @dataclass
@@ -63,6 +111,11 @@ class Child:
 class Supervisor:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.cgroups = cgroup.detect()
+        if not self.cgroups.usable:
+            print(f"WARNING: no cgroup v2 ({self.cgroups.missing}): `lab halt` kills by "
+                  "network namespace only; a process in a namespace of its own survives it",
+                  file=sys.stderr, flush=True)
         self.children: dict[int, Child] = {}
         self.stopping = False
         self.stopping_requested = False  # set by SIGTERM/SIGINT, acted on in the loop
@@ -96,9 +149,18 @@ class Supervisor:
             f.write(f"--- stackfleet lab: starting {name} at {time.strftime('%F %T')} ---\n")
         env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
         env["PYTHONUNBUFFERED"] = "1"
+        command = ["ip", "netns", "exec", machine, *argv]
+        group = machine_group(self.cgroups, machine)
+        if group is not None:
+            daemons = group.child("daemons")
+            daemons.create()
+            env[CGROUP_ENV] = group.child("units").relative
+            command = ["sh", "-c", _JOIN_AND_EXEC, "sh", str(daemons.path / "cgroup.procs"),
+                       "ip", "netns", "exec", machine,
+                       "sh", "-c", mount_cgroups(self.cgroups), "sh", *argv]
         pid = os.posix_spawnp(
-            "ip",
-            ["ip", "netns", "exec", machine, *argv],
+            command[0],
+            command,
             env,
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -121,7 +183,9 @@ class Supervisor:
         if ns is None:
             return {"ok": False, "error": f"no network namespace {machine}"}
         running = {c.name: c.pid for c in self.running(machine)}
-        strangers = [] if running else nsprocs.pids_in_netns(ns)
+        group = machine_group(self.cgroups, machine)
+        strangers = [] if running else sorted(
+            set(nsprocs.pids_in_netns(ns)) | set(group.pids() if group is not None else []))
         if strangers:
             # E.g. left by a supervisor that died: starting more would run two agents for
             # one machine.
@@ -141,7 +205,7 @@ class Supervisor:
         ns = nsprocs.netns_id(machine)
         if ns is None:
             return {"ok": False, "error": f"no network namespace {machine}"}
-        killed = nsprocs.kill_netns(ns)
+        killed = kill_machine(self.cgroups, machine, ns)
         self.wait_reaped(self.running(machine), timeout=5.0)
         return {"ok": True, "killed": sorted(killed)}
 
@@ -170,6 +234,9 @@ class Supervisor:
             if ns is not None:
                 pids.update(nsprocs.pids_in_netns(ns))
         nsprocs.terminate(pids, grace=STOP_GRACE)
+        group = lab_group(self.cgroups)
+        if group is not None:
+            group.kill()  # what left the namespaces: the lab is going away as a whole
         self.wait_reaped(self.running(), timeout=2.0)
 
     def handle(self, conn: socket.socket) -> None:

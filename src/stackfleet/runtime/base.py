@@ -9,12 +9,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Mapping
 
+from stackfleet.runtime.cgroup import Usage
 from stackfleet.runtime.spec import ServiceSpec
 
 # systemd's ActiveState and SubState values that runtimes report.
 ACTIVE_STATES = ("active", "activating", "deactivating", "inactive", "failed")
 SUB_STATES = ("running", "start-pre", "start", "start-post", "auto-restart", "stop",
               "stop-sigterm", "stop-sigkill", "stop-post", "exited", "dead", "failed")
+# UnitStatus fields that the runtime fills in when asked, never stored in status.json.
+DERIVED_FIELDS = ("shim_alive", "orphaned")
 
 
 @dataclass
@@ -85,3 +88,13 @@ class Runtime(ABC):
     @abstractmethod
     def journal_path(self, name: str) -> Path:
         """The file holding the unit's output lines."""
+
+    def usage(self, name: str) -> Usage | None:
+        """The unit's memory in use and CPU time used, from its cgroup (processes that left
+        the unit's session included); None where the runtime cannot tell."""
+        return None
+
+    def contained(self) -> bool:
+        """True if every process of a unit is held by the unit's cgroup (so none can outlive
+        stop, fence or kill); False where the runtime falls back to the process tree."""
+        return False

@@ -1,10 +1,18 @@
 """The fence file: the agent's promise of how long this machine may still run exclusive units.
 
-The agent rewrites it on each lease renewal; the shim stops its unit at stop_at and must have
-SIGKILLed it by kill_at. Both are time.monotonic() values (CLOCK_MONOTONIC is system-wide).
+Format: a JSON object {"stop_at": S, "kill_at": K}, replaced atomically (rename) by the agent
+on each lease renewal. S and K are seconds on CLOCK_BOOTTIME, the value of now() below: a
+system-wide clock that, unlike CLOCK_MONOTONIC, keeps counting while the machine is
+suspended, so a machine that sleeps through its lease wakes up already fenced. The shim stops
+its unit at stop_at and must have SIGKILLed it by kill_at. A missing or malformed file counts
+as expired. Every writer and reader of the file takes its times from now().
+
+The shim reads the file when it changes (inotify on its directory) and when the stop_at of
+its last reading comes: a writer must rename a complete file into place, as write_fence does.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +21,11 @@ from stackfleet.runtime.files import read_json, write_json_atomic
 # The shim sends SIGKILL this long before kill_at, so that its own wake-up latency and the
 # kernel's teardown of the processes also fit before the deadline.
 KILL_MARGIN = 0.1
+
+
+def now() -> float:
+    """The fence's clock: CLOCK_BOOTTIME seconds."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @dataclass(frozen=True)
@@ -43,15 +56,23 @@ class FenceWatch:
     def __init__(self) -> None:
         self.expired = False
         self.kill_at: float | None = None
+        self._stop_at: float | None = None
 
     def observe(self, fence: Fence | None, now: float) -> None:
         if fence is not None and not self.expired and now < fence.stop_at:
             self.kill_at = fence.kill_at
+            self._stop_at = fence.stop_at
             return
         # A missing fence keeps the last promised kill deadline; with none known, kill now.
         candidates = [t for t in (self.kill_at, fence.kill_at if fence else None) if t is not None]
         self.kill_at = min(candidates) if candidates else now
         self.expired = True
+
+    @property
+    def stop_at(self) -> float | None:
+        """When the last fence read promised a stop, while not expired: the next time the
+        fence file must be read again, unless it changes before."""
+        return None if self.expired else self._stop_at
 
     @property
     def kill_deadline(self) -> float | None:

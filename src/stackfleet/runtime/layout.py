@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stackfleet.runtime.cgroup import Group
 from stackfleet.runtime.spec import ServiceSpec
 
 
@@ -44,6 +45,8 @@ class ShimConfig:
     fence_file: str | None = None
     # The environment every command starts from, before Environment= and EnvironmentFile=.
     base_environment: dict[str, str] = field(default_factory=dict)
+    # The unit's own cgroup, None where the host has no usable cgroup v2.
+    cgroup: Group | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -51,14 +54,17 @@ class ShimConfig:
             "hostname": self.hostname,
             "fence_file": self.fence_file,
             "base_environment": dict(self.base_environment),
+            "cgroup": self.cgroup.to_json() if self.cgroup is not None else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> ShimConfig:
         fence = data.get("fence_file")
+        group = data.get("cgroup")
         return cls(
             service=ServiceSpec.from_json(data["service"]),  # type: ignore[arg-type]
             hostname=str(data["hostname"]),
             fence_file=str(fence) if fence is not None else None,
             base_environment=dict(data.get("base_environment") or {}),  # type: ignore[call-overload]
+            cgroup=Group.from_json(group) if isinstance(group, dict) else None,
         )

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 CLEAN_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE})
 EXIT_CHDIR = 200
 EXIT_EXEC = 203
+EXIT_GROUP = 216
+EXIT_USER = 217
+EXIT_CGROUP = 219
 _EXIT_NAMES = {0: "SUCCESS", 1: "FAILURE", 2: "INVALIDARGUMENT", 3: "NOTIMPLEMENTED",
                4: "NOPERMISSION", 5: "NOTINSTALLED", 6: "NOTCONFIGURED", 7: "NOTRUNNING",
-               EXIT_CHDIR: "CHDIR", EXIT_EXEC: "EXEC"}
+               EXIT_CHDIR: "CHDIR", EXIT_EXEC: "EXEC", EXIT_GROUP: "GROUP", EXIT_USER: "USER",
+               EXIT_CGROUP: "CGROUP"}
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,31 @@
 
 Shims outlive the agent. A new agent finds them through the unit directories and /proc, so
 nothing here depends on being the shim's parent, except reap() for the shims it launched.
+
+Where the host has a writable cgroup v2, each unit's processes live in the unit's cgroup,
+BASE/<unit>, and leftovers of a dead shim are found and killed through it. BASE is
+$STACKFLEET_CGROUP (a path inside the cgroup v2 hierarchy, e.g. the lab machine's
+stackfleet-lab/<machine>/units), else stackfleet/<a tag of the runtime root>. Elsewhere the
+runtime falls back to the shim's process tree and session, which a daemon can leave.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Mapping
 
 import stackfleet
-from stackfleet.runtime import procfs
+from stackfleet.runtime import cgroup, procfs
 from stackfleet.runtime.base import Runtime, UnitStatus
+from stackfleet.runtime.cgroup import Group, Hierarchies, Usage
 from stackfleet.runtime.files import read_json, write_json_atomic
 from stackfleet.runtime.layout import ShimConfig, UnitPaths
 from stackfleet.runtime.spec import ServiceSpec
@@ -26,6 +36,15 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSED_VARIABLES = ("PATH", "LANG", "LC_ALL", "HOME", "USER", "LOGNAME", "SHELL", "TZ")
 _FREEZE_ROUNDS = 20
 _SOURCE_ROOT = str(Path(stackfleet.__file__).resolve().parent.parent)
+CGROUP_ENV = "STACKFLEET_CGROUP"
+log = logging.getLogger(__name__)
+
+
+def default_cgroup_base(root_dir: Path) -> str:
+    """stackfleet/<tag>: one subtree per runtime root, so two runtimes on one host (tests, or
+    a lab's machines without $STACKFLEET_CGROUP) never share a unit's cgroup."""
+    tag = f"{zlib.crc32(str(Path(root_dir).resolve()).encode()):08x}"
+    return f"stackfleet/{tag}"
 
 
 def default_base_environment() -> dict[str, str]:
@@ -37,13 +56,27 @@ def default_base_environment() -> dict[str, str]:
 class ProcessRuntime(Runtime):
     def __init__(self, root_dir: Path, *, hostname: str | None = None,
                  base_environment: Mapping[str, str] | None = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, cgroup_base: str | None = None,
+                 hierarchies: Hierarchies | None = None) -> None:
         self.root_dir = Path(root_dir)
         self.hostname = hostname or socket.gethostname()
         self.base_environment = dict(base_environment if base_environment is not None
                                      else default_base_environment())
         self.python = python
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._groups: dict[str, tuple[int, Group | None]] = {}  # by unit: (spec mtime, group)
+        self.hierarchies = hierarchies if hierarchies is not None else cgroup.detect()
+        base = cgroup_base or os.environ.get(CGROUP_ENV) or default_cgroup_base(self.root_dir)
+        self.cgroup_base = Group(self.hierarchies, base.strip("/"))
+        if not self.hierarchies.usable:
+            log.warning(
+                "no cgroup v2 for units (%s): a unit's processes are found by process tree "
+                "and session only, so a daemon that leaves both can outlive stop, fencing "
+                "and kill; MemoryMax= and CPUQuota= are not applied",
+                self.hierarchies.missing)
+
+    def contained(self) -> bool:
+        return self.hierarchies.usable
 
     def start(self, spec: ServiceSpec, fence_file: Path | None = None) -> None:
         paths = self._paths(spec.name)
@@ -59,6 +92,7 @@ class ProcessRuntime(Runtime):
             service=spec, hostname=self.hostname,
             fence_file=str(fence_file) if fence_file is not None else None,
             base_environment=self.base_environment,
+            cgroup=self.cgroup_base.child(spec.name) if self.contained() else None,
         )
         write_json_atomic(paths.spec, config.to_json())
         # The old status belongs to the previous shim; the new one writes its own at once.
@@ -79,11 +113,26 @@ class ProcessRuntime(Runtime):
 
     def kill(self, name: str) -> None:
         shim_pid, owned = self._shim_identity(name)
-        if shim_pid is None:
-            return
-        if owned:
+        if owned and shim_pid is not None:
             # A stopped shim can neither restart the unit nor lose track of its children.
             procfs.send_signal(shim_pid, signal.SIGSTOP)
+        group = self._recorded_group(name)
+        if group is not None:
+            try:
+                group.kill()
+            except TimeoutError as exc:  # a process stuck in the kernel: still orphaned
+                log.warning("%s: %s", name, exc)
+        if shim_pid is not None:
+            # Without a cgroup the tree and session are all there is; with one, this also
+            # takes a child forked a moment ago that has not joined the cgroup yet.
+            self._kill_members(shim_pid, owned)
+        if owned and shim_pid is not None:
+            procfs.send_signal(shim_pid, signal.SIGKILL)
+        if group is not None and not group.populated():
+            with contextlib.suppress(OSError):
+                group.remove()
+
+    def _kill_members(self, shim_pid: int, owned: bool) -> None:
         frozen: set[int] = set()
         # Freeze until the set is closed: a stopped process cannot fork a new one.
         for _ in range(_FREEZE_ROUNDS):
@@ -95,8 +144,6 @@ class ProcessRuntime(Runtime):
             frozen.update(fresh)
         for pid in frozen:
             procfs.send_signal(pid, signal.SIGKILL)
-        if owned:
-            procfs.send_signal(shim_pid, signal.SIGKILL)
 
     def status(self, name: str) -> UnitStatus:
         paths = self._paths(name)
@@ -109,18 +156,27 @@ class ProcessRuntime(Runtime):
                 return UnitStatus(name=name, active="activating", sub="start-pre",
                                   shim_pid=popen.pid if popen else None, shim_alive=True)
             if paths.spec.exists():
-                return UnitStatus(name=name, active="failed", sub="dead", result="shim-died")
+                status = UnitStatus(name=name, active="failed", sub="dead", result="shim-died")
+                group = self._recorded_group(name)
+                status.orphaned = group is not None and group.populated()
+                return status
             return UnitStatus(name=name)
         status = UnitStatus.from_json(data)
         status.shim_alive = (status.shim_pid is not None
                              and procfs.is_running(status.shim_pid, status.shim_start_time))
         if not status.shim_alive:
+            group = self._recorded_group(name)
             if status.running:
                 status.active, status.sub, status.result = "failed", "dead", "shim-died"
                 status.main_pid = None
             shim_pid, owned = self._shim_identity(name)
-            status.orphaned = shim_pid is not None and bool(self._members(shim_pid, owned))
+            status.orphaned = (group is not None and group.populated()) or (
+                shim_pid is not None and bool(self._members(shim_pid, owned)))
         return status
+
+    def usage(self, name: str) -> Usage | None:
+        group = self._recorded_group(name)
+        return group.usage() if group is not None else None
 
     def units(self) -> list[str]:
         units_dir = self.root_dir / "units"
@@ -140,6 +196,10 @@ class ProcessRuntime(Runtime):
             raise RuntimeError(f"{name} is still running: stop it before removing it")
         if self.status(name).orphaned:
             raise RuntimeError(f"processes of {name} outlived its shim: kill() it first")
+        group = self._recorded_group(name)
+        if group is not None:
+            with contextlib.suppress(OSError):
+                group.remove()
         for path in (paths.spec, paths.status, paths.lock, paths.shim_log):
             path.unlink(missing_ok=True)
 
@@ -152,6 +212,26 @@ class ProcessRuntime(Runtime):
         if not name or "/" in name or "\0" in name or name in (".", ".."):
             raise ValueError(f"invalid unit name {name!r}")
         return UnitPaths(self.root_dir / "units" / name)
+
+    def _recorded_group(self, name: str) -> Group | None:
+        """The cgroup the unit was started in, from its launch file (an earlier agent may
+        have used another base); cached while the file is unchanged."""
+        path = self._paths(name).spec
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        cached = self._groups.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        data = read_json(path)
+        raw = data.get("cgroup") if isinstance(data, dict) else None
+        group = None
+        if isinstance(raw, dict):
+            with contextlib.suppress(KeyError, ValueError, AssertionError):
+                group = Group.from_json(raw)
+        self._groups[name] = (stamp, group)
+        return group
 
     @staticmethod
     def _locked(paths: UnitPaths) -> bool:

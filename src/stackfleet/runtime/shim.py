@@ -8,8 +8,16 @@ and runs ExecStopPost=. Output goes to the unit's journal, state to status.json.
 the agent that started it. With a fence file it stops the unit when the fence expires and
 SIGKILLs every process of the unit by the fence's kill_at.
 
-The code reads top-down like the unit's life; everything waits through pump(), which reads
-output, reaps children, checks the fence and never blocks longer than TICK.
+Where the host has cgroup v2 the unit's processes live in the unit's own cgroup (the shim
+stays outside it): "what is left of the unit" is the cgroup's `populated`, and a kill freezes
+and then kills the whole cgroup, so no daemon that left the session escapes.
+
+The code reads top-down like the unit's life; everything waits through _pump(), which sleeps
+in poll() until something happens: output, a child's exit (SIGCHLD via the wakeup fd), a stop
+signal, a rewrite of the fence file (inotify), the cgroup emptying (cgroup.events), or the
+next deadline (a CLOCK_BOOTTIME timerfd armed for the nearest of: the caller's deadline, the
+fence's stop_at, the fence's kill deadline). No file on shared storage is touched in the
+loop: commands are set up in the forked child (spawn.py).
 """
 from __future__ import annotations
 
@@ -19,25 +27,24 @@ import math
 import os
 import select
 import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Callable
 
 from stackfleet.runtime import procfs
-from stackfleet.runtime.base import UnitStatus
-from stackfleet.runtime.fence import FenceWatch, read_fence
+from stackfleet.runtime.base import DERIVED_FIELDS, UnitStatus
+from stackfleet.runtime.fence import FenceWatch, now, read_fence
 from stackfleet.runtime.files import read_json, write_json_atomic
 from stackfleet.runtime.journal import Journal, LineSplitter
 from stackfleet.runtime.layout import ShimConfig, UnitPaths
-from stackfleet.runtime.policy import (EXIT_CHDIR, EXIT_EXEC, Exit, should_restart,
-                                       start_limit_hit)
-from stackfleet.unit.values import ExecCommand, expand_argv, parse_environment_file
+from stackfleet.runtime.policy import Exit, should_restart, start_limit_hit
+from stackfleet.runtime.spawn import Launch, exec_child, parse_report
+from stackfleet.runtime.waits import Alarm, FileWatch
+from stackfleet.unit.values import ExecCommand
 
-TICK = 0.05  # the fence is checked at least this often
+TICK = 0.05  # how often a wait that /proc alone can answer looks again (no cgroup)
 READS_PER_PUMP = 16  # 64 KiB reads per pipe between two fence checks
 KILL_WAIT = 5.0  # how long SIGKILLed processes get to vanish before the shim gives up waiting
 EXIT_LOCKED = 75  # another shim already supervises this unit
@@ -67,7 +74,13 @@ class Shim:
         self.config = config
         self.fence_path = Path(config.fence_file) if config.fence_file else None
         self.fence = FenceWatch()
-        self._fence_read_at = -math.inf
+        # The fence file is local (the agent's state dir): watching it cannot hang.
+        self.fence_watch = FileWatch(self.fence_path) if self.fence_path else None
+        self._fence_changed = False
+        self.alarm = Alarm()
+        self.group = config.cgroup
+        self._events: int | None = None  # cgroup.events of the unit's group, polled for PRI
+        self._frozen = False
         self.stop_requested = False
         self.journal = Journal(paths.journal, config.hostname, self.spec.name)
         self.pid = os.getpid()
@@ -77,9 +90,11 @@ class Shim:
             shim_start_time=stat.start_time if stat else None, shim_alive=True,
         )
         self.main: int | None = None
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: set[int] = set()  # forked, not yet reaped
         self._exits: dict[int, int] = {}  # reaped child pid -> wait status
         self._pipes: dict[int, _Output] = {}  # by file descriptor
+        self._reports: dict[int, tuple[int, bytearray]] = {}  # report fd -> (pid, bytes so far)
+        self._reported: dict[int, bytes] = {}  # pid -> its report, once complete
         self._wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wakeup_w)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -97,15 +112,18 @@ class Shim:
         result = "success"
         self._set_state("activating", "start-pre")
         self._check_fence()
+        if not self._open_cgroup():
+            self._finish("resources")
+            return
         while not self._halted():
-            now = time.monotonic()
-            if start_limit_hit(starts, now, self.spec.start_limit_interval_sec,
+            started = now()
+            if start_limit_hit(starts, started, self.spec.start_limit_interval_sec,
                                self.spec.start_limit_burst):
                 self.log(f"{self.spec.name}: Start request repeated too quickly.")
                 result = "start-limit-hit"
                 self.log(f"{self.spec.name}: Failed with result '{result}'.")
                 break
-            starts.append(now)
+            starts.append(started)
             result = self._run_once()
             if result not in ("success", "fenced"):
                 self.log(f"{self.spec.name}: Failed with result '{result}'.")
@@ -119,11 +137,31 @@ class Shim:
             self._sleep(self.spec.restart_sec)
         self._finish("fenced" if self.fence.expired else result)
 
+    def _open_cgroup(self) -> bool:
+        """Create the unit's cgroup with its limits; False if the unit cannot be contained."""
+        if self.group is None:
+            if self.spec.memory_max is not None or self.spec.cpu_quota is not None:
+                self.log(f"{self.spec.name}: MemoryMax=/CPUQuota= not applied: this machine "
+                         "has no usable cgroup v2.")
+            return True
+        try:
+            self.group.create()
+            self.group.thaw()  # left frozen by a kill that timed out, and emptied since
+            problems = self.group.set_limits(self.spec.memory_max, self.spec.cpu_quota)
+            self._events = os.open(self.group.path / "cgroup.events", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            self.log(f"{self.spec.name}: Failed to set up cgroup {self.group.path}: "
+                     f"{exc.strerror}")
+            return False
+        for problem in problems:
+            self.log(f"{self.spec.name}: Limit not applied: {problem}.")
+        return True
+
     def _run_once(self) -> str:
         self.status.result = "success"
         self._set_state("activating", "start-pre")
         self.log(f"Starting {self.spec.name}...")
-        deadline = time.monotonic() + self.spec.timeout_start_sec
+        deadline = now() + self.spec.timeout_start_sec
         for cmd in self.spec.exec_start_pre:
             result = self._run_control(cmd, deadline, interruptible=True)
             if result != "success":
@@ -131,7 +169,7 @@ class Shim:
         if self._halted():
             return self._stop_sequence(self._halt_result(), started=False)
         try:
-            self.main = self._spawn(self.spec.exec_start, {})
+            self.main = self._spawn(self.spec.exec_start, {}, deadline, self._halted)
         except _Failed as failure:
             return self._stop_sequence(failure.result, started=False)
         self.status.main_pid = self.main
@@ -191,7 +229,7 @@ class Shim:
         self._set_state("deactivating", "stop")
         main_env = {"MAINPID": str(self.main)} if main_alive else {}
         if started:
-            deadline = time.monotonic() + self.spec.timeout_stop_sec
+            deadline = now() + self.spec.timeout_stop_sec
             for cmd in self.spec.exec_stop:
                 stopped = self._run_control(cmd, deadline, interruptible=False, extra=main_env)
                 if result == "success" and stopped != "success":
@@ -210,7 +248,7 @@ class Shim:
                 "EXIT_STATUS": "" if self.status.exit_status is None
                 else str(self.status.exit_status),
             }
-            deadline = time.monotonic() + self.spec.timeout_stop_sec
+            deadline = now() + self.spec.timeout_stop_sec
             for cmd in self.spec.exec_stop_post:
                 self._run_control(cmd, deadline, interruptible=False, extra=post_env)
             self._terminate(None, "stop-post")
@@ -239,7 +277,8 @@ class Shim:
         if interruptible and self._halted():
             return self._halt_result()
         try:
-            pid = self._spawn(cmd, extra or {})
+            pid = self._spawn(cmd, extra or {}, deadline,
+                              self._halted if interruptible else _never)
         except _Failed as failure:
             return "success" if cmd.ignore_failure else failure.result
         status = self._wait_pid(pid, deadline, self._halted if interruptible else _never)
@@ -266,62 +305,43 @@ class Shim:
         self.log(f"{self.spec.name}: {what} timed out. Terminating.")
         return "timeout"
 
-    def _spawn(self, cmd: ExecCommand, extra: dict[str, str]) -> int:
-        if self.fence.must_kill(time.monotonic()):
+    def _spawn(self, cmd: ExecCommand, extra: dict[str, str], deadline: float = math.inf,
+               interrupt: Callable[[], bool] | None = None) -> int:
+        """Fork the command and wait, through the loop, until it has exec'd or failed: its
+        set-up runs in the child (see spawn.py), so a hung mount cannot stall the shim."""
+        if self.fence.must_kill(now()):
             self.log(f"Not executing {cmd.argv[0]}: the fence has expired.")
             raise _Failed("fenced")
-        env = self._environment(extra)
-        argv = expand_argv(cmd, env)
-        cwd = self._working_directory(env)
-        try:
-            child = subprocess.Popen(
-                [cmd.argv0 or argv[0], *argv[1:]], executable=argv[0], env=env, cwd=cwd,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                process_group=0,
-            )
-        except OSError as exc:
-            code = EXIT_CHDIR if cwd and exc.filename == cwd else EXIT_EXEC
-            self.log(f"{self.spec.name}: Failed to execute {argv[0]}: {exc.strerror} "
-                     f"(status={code})")
-            raise _Failed("exit-code") from None
-        assert child.stdout is not None
-        os.set_blocking(child.stdout.fileno(), False)
-        self._pipes[child.stdout.fileno()] = _Output(child.pid, child.stdout)
-        self._children[child.pid] = child
-        return child.pid
-
-    def _environment(self, extra: dict[str, str]) -> dict[str, str]:
-        env = dict(self.config.base_environment)
-        env.update(self.spec.environment)
-        # Read at each command, like systemd, so ExecStartPre= can write a file ExecStart= reads.
-        for path, optional in self.spec.environment_files:
-            try:
-                text = Path(path).read_text(encoding="utf-8")
-            except OSError as exc:
-                if optional:
-                    continue
-                self.log(f"{self.spec.name}: Failed to load environment file {path}: "
-                         f"{exc.strerror}")
-                raise _Failed("resources") from None
-            try:
-                env.update(parse_environment_file(text))
-            except ValueError as exc:
-                self.log(f"{self.spec.name}: Bad environment file {path}: {exc}")
-                raise _Failed("resources") from None
-        env.update(extra)
-        return env
-
-    def _working_directory(self, env: dict[str, str]) -> str | None:
-        directory = self.spec.working_directory
-        if not directory:
-            return None
-        optional = directory.startswith("-")
-        directory = directory.removeprefix("-")
-        if directory == "~":
-            directory = env.get("HOME", "/")
-        if optional and not os.path.isdir(directory):
-            return None
-        return directory
+        launch = Launch(
+            cmd=cmd, base_environment=self.config.base_environment,
+            environment=self.spec.environment, environment_files=self.spec.environment_files,
+            extra=extra, working_directory=self.spec.working_directory, user=self.spec.user,
+            group=self.spec.group, cgroup=self.group,
+        )
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            exec_child(launch, out_w, report_w)
+        os.close(out_w)
+        os.close(report_w)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)  # also here, so that killpg(pid) works from now on
+        os.set_blocking(out_r, False)
+        os.set_blocking(report_r, False)
+        self._pipes[out_r] = _Output(pid, os.fdopen(out_r, "rb", buffering=0))
+        self._reports[report_r] = (pid, bytearray())
+        self._children.add(pid)
+        self._wait_until(lambda: pid in self._reported or (interrupt or _never)(), deadline)
+        report = parse_report(self._reported.pop(pid, b""))
+        if report is None:
+            return pid
+        result, message = report
+        self.log(f"{self.spec.name}: {message}")
+        # It exits right after its report: collect it, so it is not taken for a main exit.
+        self._wait_until(lambda: pid in self._exits, now() + KILL_WAIT)
+        self._exits.pop(pid, None)
+        raise _Failed(result)
 
     # --- waiting and killing ------------------------------------------------------------
 
@@ -333,27 +353,30 @@ class Shim:
         self._wait_until(lambda: pid in self._exits or interrupt(), deadline)
         return self._exits.pop(pid, None)
 
-    def _wait_until(self, condition: Callable[[], bool], deadline: float) -> bool:
+    def _wait_until(self, condition: Callable[[], bool], deadline: float,
+                    rescan: bool = False) -> bool:
+        """Pump until condition() holds; False at the deadline. `rescan`: the condition
+        depends on /proc, which wakes no one, so look again every TICK."""
         while not condition():
-            if time.monotonic() >= deadline:
+            if now() >= deadline:
                 return False
-            self._pump(deadline)
+            self._pump(deadline, rescan)
         return True
 
     def _sleep(self, seconds: float) -> None:
-        self._wait_until(self._halted, time.monotonic() + seconds)
+        self._wait_until(self._halted, now() + seconds)
 
     def _terminate(self, pgid: int | None, sub: str) -> bool:
         """SIGTERM the unit's processes (or one process group), SIGKILL them after
         TimeoutStopSec=. Returns False if it came to SIGKILL."""
-        if not self._unit_pids(pgid):
+        if self._gone(pgid):
             return True
         if pgid is None:
             self._set_state("deactivating", sub)
         self._signal_all(pgid, signal.SIGTERM)
         self._signal_all(pgid, signal.SIGCONT)
-        deadline = time.monotonic() + self.spec.timeout_stop_sec
-        if self._wait_until(lambda: not self._unit_pids(pgid), deadline):
+        deadline = now() + self.spec.timeout_stop_sec
+        if self._wait_until(lambda: self._gone(pgid), deadline, self._rescans(pgid)):
             return True
         self.log(f"{self.spec.name}: State '{sub}' timed out. Killing.")
         if pgid is None:
@@ -362,16 +385,45 @@ class Shim:
         return False
 
     def _kill_until_gone(self, pgid: int | None) -> None:
-        deadline = time.monotonic() + KILL_WAIT
-        while self._signal_all(pgid, signal.SIGKILL) and time.monotonic() < deadline:
-            self._pump(time.monotonic() + 0.01)
+        deadline = now() + KILL_WAIT
+        self._kill(pgid)
+        while not self._gone(pgid) and now() < deadline:
+            self._pump(min(deadline, now() + TICK), self._rescans(pgid))
+            self._kill(pgid)  # again: without a cgroup, a process may have forked meanwhile
+        if pgid is None and not self._gone(None):
+            return  # stuck in the kernel: left frozen, the runtime reports it orphaned
+        self._thaw()
+
+    def _kill(self, pgid: int | None) -> None:
+        """SIGKILL the unit (or one process group of it) at once."""
+        if pgid is None and self.group is not None:
+            with contextlib.suppress(OSError):
+                self.group.start_kill()
+                self._frozen = True
+        # Without a cgroup; and children that have not joined it yet.
+        self._signal_all(pgid, signal.SIGKILL)
+
+    def _thaw(self) -> None:
+        if self._frozen and self.group is not None:
+            with contextlib.suppress(OSError):
+                self.group.thaw()
+        self._frozen = False
+
+    def _rescans(self, pgid: int | None) -> bool:
+        """Whether waiting for (part of) the unit to end needs /proc scans: cgroup.events
+        wakes the loop when the unit's cgroup empties, nothing does for a process group."""
+        return pgid is not None or self.group is None
+
+    def _gone(self, pgid: int | None) -> bool:
+        if pgid is None and self.group is not None:
+            return not self._children and not self.group.populated()
+        return not self._unit_pids(pgid)
 
     def _unit_pids(self, pgid: int | None) -> list[int]:
+        if pgid is None and self.group is not None:
+            return sorted(set(self.group.pids()) | self._children)
         return [s.pid for s in procfs.unit_processes(self.pid, procfs.all_stats())
                 if pgid is None or s.pgrp == pgid]
-
-    def _has_children(self) -> bool:
-        return any(s.ppid == self.pid for s in procfs.all_stats())
 
     def _signal_all(self, pgid: int | None, signum: int) -> bool:
         """Send signum to every live process of the unit (or of one group); False if none."""
@@ -380,52 +432,85 @@ class Shim:
             procfs.send_signal(pid, signum)
         return bool(pids)
 
-    def _pump(self, until: float) -> None:
-        """Wait for output, child exits or a signal, at most until `until` and at most TICK."""
-        now = time.monotonic()
-        timeout = max(0.0, min(TICK, until - now))
-        kill_deadline = self.fence.kill_deadline
-        if kill_deadline is not None and kill_deadline > now:  # wake up right on time
-            timeout = min(timeout, kill_deadline - now)
-        readable, _, _ = select.select([self._wakeup_r, *self._pipes], [], [], timeout)
-        for fd in readable:
+    def _pump(self, until: float, rescan: bool = False) -> None:
+        """Sleep until output, a child's exit, a signal, a change of the fence file or of
+        the unit's cgroup, the next fence deadline or `until`; then act on what happened."""
+        wake = until
+        for deadline in (self.fence.stop_at, self.fence.kill_deadline):
+            if deadline is not None:
+                wake = min(wake, deadline)
+        self.alarm.set(wake)
+        poller = select.poll()
+        for fd in (self._wakeup_r, self.alarm.fd, *self._pipes, *self._reports):
+            poller.register(fd, select.POLLIN)
+        if self.fence_watch is not None:
+            poller.register(self.fence_watch.fd, select.POLLIN)
+        if self._events is not None:
+            poller.register(self._events, select.POLLPRI)
+        for fd, _ in poller.poll(TICK * 1000 if rescan else None):
             if fd == self._wakeup_r:
                 _drain(fd)
-            else:
+            elif fd == self.alarm.fd:
+                self.alarm.clear()
+            elif self.fence_watch is not None and fd == self.fence_watch.fd:
+                self._fence_changed |= self.fence_watch.changed()
+            elif fd == self._events:
+                os.pread(fd, 4096, 0)  # re-arms the notification; the state is read anew
+            elif fd in self._reports:
+                self._read_report(fd)
+            elif fd in self._pipes:
                 self._read_pipe(fd)
         self._reap()
         self._check_fence()
 
     def _check_fence(self) -> None:
+        """Read the fence when it changed, or when the last reading's stop_at has come (the
+        agent renews it well before; if it did not, this reading finds it expired)."""
         if self.fence_path is None:
             return
-        now = time.monotonic()
-        if now - self._fence_read_at >= TICK:
-            self._fence_read_at = now
+        current = now()
+        stop_at = self.fence.stop_at
+        due = stop_at is None and not self.fence.expired or (
+            stop_at is not None and current >= stop_at)
+        if self._fence_changed or due:
+            self._fence_changed = False
             was_expired = self.fence.expired
-            self.fence.observe(read_fence(self.fence_path), now)
+            self.fence.observe(read_fence(self.fence_path), current)
             if self.fence.expired and not was_expired:
-                kill_in = max(0.0, (self.fence.kill_deadline or now) - now)
+                kill_in = max(0.0, (self.fence.kill_deadline or current) - current)
                 self.log(f"{self.spec.name}: Fence expired: stopping, SIGKILL in {kill_in:.3f}s.")
-        if self.fence.must_kill(now):
+        if self.fence.must_kill(current):
             if self.main is not None and self.main in self._children:
                 # Unreaped, so its group id cannot have been reused: one cheap syscall for
-                # the main group first, then the full /proc scan for everything else.
+                # the main group first, then the rest of the unit.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.main, signal.SIGKILL)
-            self._signal_all(None, signal.SIGKILL)
+            self._kill(None)
 
     def _reap(self) -> None:
         for pid, status in procfs.exited_children():
-            child = self._children.pop(pid, None)
-            if child is None:
+            if pid not in self._children:
                 continue  # an orphan reparented to us as subreaper: reaped, nothing to record
-            child.returncode = os.waitstatus_to_exitcode(status)
+            self._children.discard(pid)
             self._exits[pid] = status
             # Take what it wrote before its end, so its last lines precede our exit message.
-            assert child.stdout is not None
-            if not child.stdout.closed:
-                self._read_pipe(child.stdout.fileno())
+            for fd, output in list(self._pipes.items()):
+                if output.pid == pid:
+                    self._read_pipe(fd)
+
+    def _read_report(self, fd: int) -> None:
+        pid, data = self._reports[fd]
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if chunk:
+            data += chunk
+            return
+        # End of file: the child exec'd (close-on-exec) or ended.
+        del self._reports[fd]
+        os.close(fd)
+        self._reported[pid] = bytes(data)
 
     def _read_pipe(self, fd: int) -> None:
         output = self._pipes[fd]
@@ -454,7 +539,7 @@ class Shim:
             self.status.since = datetime.now().astimezone().isoformat()
         self.status.active, self.status.sub = active, sub
         data = self.status.to_json()
-        for derived in ("shim_alive", "orphaned"):
+        for derived in DERIVED_FIELDS:
             data.pop(derived)
         try:
             write_json_atomic(self.paths.status, data)
@@ -462,22 +547,33 @@ class Shim:
             self.log(f"{self.spec.name}: cannot write {self.paths.status}: {exc.strerror}")
 
     def close(self) -> None:
-        """Leave nothing behind: kill what is left of the unit and reap it."""
+        """Leave nothing behind: kill what is left of the unit, reap it, drop its cgroup."""
         self._kill_until_gone(None)
-        deadline = time.monotonic() + KILL_WAIT
-        while self._has_children() and time.monotonic() < deadline:
-            self._pump(time.monotonic() + 0.01)
+        deadline = now() + KILL_WAIT
+        while _has_children() and now() < deadline:
+            self._pump(min(deadline, now() + TICK), rescan=True)
         self._reap()
         for fd in list(self._pipes):
             self._read_pipe(fd)
         for output in self._pipes.values():
             output.file.close()
         self._pipes.clear()
+        if self.group is not None and not self.group.populated():
+            with contextlib.suppress(OSError):
+                self.group.remove()
         self.journal.close()
 
 
 def _never() -> bool:
     return False
+
+
+def _has_children() -> bool:
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _drain(fd: int) -> None:

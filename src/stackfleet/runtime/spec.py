@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, TypeVar
 
@@ -46,6 +47,11 @@ class ServiceSpec:
     type: str = "simple"
     start_limit_interval_sec: float = 10.0
     start_limit_burst: int = 5
+    # User=/Group=: a name or a numeric id; resolved when each command starts, like systemd.
+    user: str | None = None
+    group: str | None = None
+    memory_max: int | None = None  # MemoryMax= in bytes; None is infinity
+    cpu_quota: float | None = None  # CPUQuota= in CPUs: 0.2 for 20%, 2.0 for 200%
 
     def __post_init__(self) -> None:
         if self.restart not in RESTART_POLICIES:
@@ -114,6 +120,10 @@ class ServiceSpec:
                 "StartLimitIntervalSec", parse_timespan,
                 last("StartLimitInterval", parse_timespan, 10.0), section="Unit"),
             start_limit_burst=last("StartLimitBurst", _parse_count, 5, section="Unit"),
+            user=last("User", _parse_account, None),
+            group=last("Group", _parse_account, None),
+            memory_max=last("MemoryMax", parse_memory_max, None),
+            cpu_quota=last("CPUQuota", parse_cpu_quota, None),
         )
         try:
             return cls(**fields)  # type: ignore[arg-type]
@@ -140,6 +150,10 @@ class ServiceSpec:
             "type": self.type,
             "start_limit_interval_sec": self.start_limit_interval_sec,
             "start_limit_burst": self.start_limit_burst,
+            "user": self.user,
+            "group": self.group,
+            "memory_max": self.memory_max,
+            "cpu_quota": self.cpu_quota,
         }
 
     @classmethod
@@ -170,7 +184,71 @@ class ServiceSpec:
             start_limit_interval_sec=float(
                 data.get("start_limit_interval_sec", 10.0)),  # type: ignore[arg-type]
             start_limit_burst=int(data.get("start_limit_burst", 5)),  # type: ignore[call-overload]
+            user=_optional_str(data.get("user")),
+            group=_optional_str(data.get("group")),
+            memory_max=_optional(int, data.get("memory_max")),
+            cpu_quota=_optional(float, data.get("cpu_quota")),
         )
+
+
+_SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5,
+                  "E": 1024**6}
+
+
+def parse_memory_max(text: str) -> int | None:
+    """MemoryMax=: bytes with an optional K/M/G/T/P/E suffix (base 1024), a percentage of
+    the physical memory, or infinity (None)."""
+    if text == "infinity":
+        return None
+    if text.endswith("%"):
+        percent = _parse_percent(text)
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * percent / 100)
+    number, suffix = (text[:-1], text[-1].upper()) if text[-1:].isalpha() else (text, "")
+    if suffix not in _SIZE_SUFFIXES:
+        raise ValueError("expected bytes with an optional K, M, G, T, P or E suffix, a "
+                         "percentage, or infinity")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError("expected a size such as 512M, 2G or 50%") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a size >= 0")
+    return int(value * _SIZE_SUFFIXES[suffix])
+
+
+def parse_cpu_quota(text: str) -> float:
+    """CPUQuota=: a percentage of one CPU (above 100% for more than one); in CPUs."""
+    if not text.endswith("%"):
+        raise ValueError("expected a percentage such as 20% or 200%")
+    percent = _parse_percent(text)
+    if percent <= 0:
+        raise ValueError("expected a percentage above 0%")
+    return percent / 100
+
+
+def _parse_percent(text: str) -> float:
+    try:
+        value = float(text[:-1])
+    except ValueError:
+        raise ValueError("expected a number before %") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a percentage >= 0")
+    return value
+
+
+def _parse_account(text: str) -> str:
+    # systemd's valid_user_group_name(), relaxed: a name the passwd/group files could hold.
+    if not text or text.startswith("-") or any(c in text for c in ":/\n\0 ") or len(text) > 256:
+        raise ValueError("expected a user or group name, or a numeric id")
+    return text
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _optional(kind: Callable[[object], T], value: object) -> T | None:
+    return None if value is None else kind(value)
 
 
 def _after_last_reset(values: list[str]) -> list[str]:
