@@ -4,6 +4,7 @@ stalls on file I/O nor wakes up without a reason.
 Uses the fixtures of test_runtime_process (each test runs with cgroups and with the process
 tree fallback, unless it is about cgroups only).
 """
+# ruff: noqa: F811  (the fixtures imported from test_runtime_process are test parameters here)
 from __future__ import annotations
 
 import logging
@@ -17,10 +18,19 @@ import pytest
 from stackfleet.runtime import Fence, ProcessRuntime, write_fence
 from stackfleet.runtime.cgroup import Group, Hierarchies, parse_mountinfo
 from stackfleet.runtime.fence import now
-
-from test_runtime_process import (NAME, NO_CGROUPS, alive, is_running,  # noqa: F401
-                                  journal, runtime, script, service, wait_for, wait_shim_gone,
-                                  wait_status)
+from test_runtime_process import (  # noqa: F401
+    NAME,
+    NO_CGROUPS,
+    alive,
+    is_running,
+    journal,
+    runtime,
+    script,
+    service,
+    wait_for,
+    wait_shim_gone,
+    wait_status,
+)
 
 # The runtime fixture in its cgroup mode only (it skips where cgroup v2 is missing).
 with_cgroups = pytest.mark.parametrize(

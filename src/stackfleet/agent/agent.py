@@ -196,7 +196,9 @@ class Agent:
     def _fence(self, kill: bool) -> None:
         self.fenced = True
         for name, unit in self.units.items():
-            running = kill and unit.exclusive and self.runtime.status(name).active in r.RUNNING
+            status = self.runtime.status(name)
+            # A dead shim's leftovers still run the unit's work: the kill pass takes them too.
+            running = kill and unit.exclusive and (status.active in r.RUNNING or status.orphaned)
             for task in r.fence_unit(unit, kill, running):
                 match task:
                     case r.Kill():

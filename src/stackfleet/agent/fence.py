@@ -6,14 +6,15 @@ copy started elsewhere (which needs the lease-bound lock) never overlaps with ou
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from ..runtime.fence import Fence
+from ..runtime.fence import now as shims_clock
 
 # The one clock of every fencing deadline: the lease keeper's renewal times, the agent's
-# watchdog and the fence file the shims read. It must be the shims' clock too.
-fence_clock = time.monotonic
+# watchdog and the fence file the shims read. It is the shims' clock, CLOCK_BOOTTIME, which
+# keeps counting through a suspend: a lease keeps expiring at etcd while this machine sleeps.
+fence_clock = shims_clock
 
 
 @dataclass(frozen=True)

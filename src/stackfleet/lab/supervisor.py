@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from stackfleet.lab import nsprocs
 from stackfleet.lab.state import machine_dir, read_lab
 from stackfleet.runtime import cgroup

@@ -5,9 +5,9 @@ All methods are synchronous and return at once: the agent runs an asyncio loop a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Mapping
 
 from stackfleet.runtime.cgroup import Usage
 from stackfleet.runtime.spec import ServiceSpec

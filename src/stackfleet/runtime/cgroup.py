@@ -14,9 +14,9 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 KILL_TIMEOUT = 5.0

@@ -20,8 +20,8 @@ import socket
 import subprocess
 import sys
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import stackfleet
 from stackfleet.runtime import cgroup, procfs

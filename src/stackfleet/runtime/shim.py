@@ -28,10 +28,11 @@ import os
 import select
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from stackfleet.runtime import procfs
 from stackfleet.runtime.base import DERIVED_FIELDS, UnitStatus

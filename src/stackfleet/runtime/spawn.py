@@ -69,7 +69,7 @@ def exec_child(launch: Launch, out_fd: int, report_fd: int) -> NoReturn:
                 launch.cgroup.join()
             except OSError as exc:
                 raise ChildError(EXIT_CGROUP, "resources",
-                                 f"Failed to join cgroup {launch.cgroup.path}: {exc.strerror}")
+                                 f"Failed to join cgroup {launch.cgroup.path}: {exc.strerror}") from None
         os.setpgid(0, 0)  # its own group, to be signalled as a whole
         creds = credentials(launch.user, launch.group)
         env = environment(launch, creds)
@@ -84,7 +84,7 @@ def exec_child(launch: Launch, out_fd: int, report_fd: int) -> NoReturn:
                 os.chdir(cwd)
             except OSError as exc:
                 raise ChildError(EXIT_CHDIR, "exit-code", f"Failed to execute {argv[0]}: "
-                                 f"{exc.strerror} (status={EXIT_CHDIR})")
+                                 f"{exc.strerror} (status={EXIT_CHDIR})") from None
         if creds.gid is not None:
             os.setgroups(creds.groups)
             os.setgid(creds.gid)

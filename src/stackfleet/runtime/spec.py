@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from stackfleet.unit.values import (ExecCommand, parse_boolean, parse_environment, parse_exec,
-                                   parse_timespan)
+from stackfleet.unit.values import ExecCommand, parse_boolean, parse_environment, parse_exec, parse_timespan
 
 RESTART_POLICIES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort",
                     "on-watchdog")
@@ -21,7 +21,8 @@ class UnitLike(Protocol):
     """The part of a parsed unit that from_unit reads: values are already specifier-expanded,
     a key given several times yields several values."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def get(self, section: str, key: str) -> list[str]: ...
 
@@ -186,8 +187,8 @@ class ServiceSpec:
             start_limit_burst=int(data.get("start_limit_burst", 5)),  # type: ignore[call-overload]
             user=_optional_str(data.get("user")),
             group=_optional_str(data.get("group")),
-            memory_max=_optional(int, data.get("memory_max")),
-            cpu_quota=_optional(float, data.get("cpu_quota")),
+            memory_max=_optional(_json_int, data.get("memory_max")),
+            cpu_quota=_optional(_json_float, data.get("cpu_quota")),
         )
 
 
@@ -249,6 +250,18 @@ def _optional_str(value: object) -> str | None:
 
 def _optional(kind: Callable[[object], T], value: object) -> T | None:
     return None if value is None else kind(value)
+
+
+def _json_int(value: object) -> int:
+    if not isinstance(value, int | str):
+        raise ValueError(f"not a whole number: {value!r}")
+    return int(value)
+
+
+def _json_float(value: object) -> float:
+    if not isinstance(value, int | float | str):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
 
 
 def _after_last_reset(values: list[str]) -> list[str]:

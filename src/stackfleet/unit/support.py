@@ -7,7 +7,7 @@ implement. Each known [Unit], [Service] and [Install] directive is listed here o
 - IGNORED: accepted, so systemd units keep working, but it has no effect: verify warns;
 - REFUSED: a unit that sets it cannot run here: verify, submit and start refuse it.
 
-When the runtime implements a directive (User=, MemoryMax=, ...), flip its row to
+When the runtime implements a directive (as it did User= and MemoryMax=), flip its row to
 SUPPORTED and its warning is gone. The schema's list of known keys is this table's keys.
 """
 from __future__ import annotations
@@ -51,7 +51,6 @@ _DEPENDENCY = _ignored("stackfleet orders and pulls in no units; "
                        "place units with [X-Fleet] MachineOf= or Conflicts=")
 _JOB = _ignored("stackfleet has no systemd job queue or unit actions")
 _CONDITION = _ignored("the unit starts without this check")
-_AS_ROOT = _ignored("the unit runs as root")
 _NO_LIMIT = _ignored("the unit runs without this resource limit")
 _SANDBOX = _ignored("the unit runs without this sandboxing")
 _STOP = _ignored("stop runs ExecStop=, then sends SIGTERM to every process of the unit, "
@@ -107,12 +106,14 @@ DIRECTIVES: dict[str, dict[str, Directive]] = {
         **_rows(_ignored("stackfleet enforces only the start and stop timeouts"),
                 "TimeoutAbortSec", "RuntimeMaxSec", "WatchdogSec"),
         **_rows(_EXIT, "SuccessExitStatus", "RestartPreventExitStatus", "RestartForceExitStatus"),
-        **_rows(_AS_ROOT, "User", "Group", "SupplementaryGroups", "PermissionsStartOnly"),
+        **_rows(SUPPORTED, "User", "Group", "MemoryMax", "CPUQuota"),
+        "SupplementaryGroups": _ignored("the unit gets the groups of User= and Group= only"),
+        "PermissionsStartOnly": _ignored("every command runs as User="),
         **_rows(_ENV, "PassEnvironment", "UnsetEnvironment"),
         **_rows(_SANDBOX, "RootDirectory", "PrivateTmp", "ProtectSystem", "ProtectHome",
                 "NoNewPrivileges", "UMask"),
-        **_rows(_NO_LIMIT, "Nice", "OOMScoreAdjust", "TasksMax", "MemoryMax", "MemoryLimit",
-                "CPUQuota", "CPUShares", "CPUWeight", "Slice", "Delegate", "Limit*"),
+        **_rows(_NO_LIMIT, "Nice", "OOMScoreAdjust", "TasksMax", "MemoryLimit",
+                "CPUShares", "CPUWeight", "Slice", "Delegate", "Limit*"),
         **_rows(_STOP, "KillMode", "KillSignal", "RestartKillSignal", "FinalKillSignal",
                 "SendSIGKILL", "SendSIGHUP"),
         **_rows(_OUTPUT, "StandardInput", "StandardOutput", "StandardError", "SyslogIdentifier",
