@@ -285,6 +285,16 @@ def test_missing_environment_file_fails_the_unit(runtime: ProcessRuntime, tmp_pa
     assert "Failed to load environment file" in journal(runtime)
 
 
+def test_a_non_utf8_environment_file_fails_the_unit_naming_the_line(
+        runtime: ProcessRuntime, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_bytes(b"A=1\nB=caf\xe9\n")  # latin-1, not UTF-8
+    runtime.start(service("/bin/sleep 1000", environment_files=[(str(env_file), False)]))
+    final = wait_shim_gone(runtime)
+    assert (final.active, final.result) == ("failed", "resources")
+    assert f"Bad environment file {env_file}: line 2: not valid UTF-8" in journal(runtime)
+
+
 def test_oneshot_remain_after_exit(runtime: ProcessRuntime) -> None:
     runtime.start(service("/bin/true", type="oneshot", remain_after_exit=True))
     status = wait_status(runtime, lambda s: (s.active, s.sub) == ("active", "exited"))

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from stackfleet.runtime.cgroup import Group
 from stackfleet.runtime.policy import EXIT_CGROUP, EXIT_CHDIR, EXIT_EXEC, EXIT_GROUP, EXIT_USER
-from stackfleet.unit.values import ExecCommand, expand_argv, parse_environment_file
+from stackfleet.unit.values import ExecCommand, decode_environment_file, expand_argv
 
 EXIT_RESOURCES = 1  # systemd fails the unit with result 'resources' before any command runs
 # Python ignores these for itself; a program must start with the default disposition.
@@ -150,17 +150,14 @@ def environment(launch: Launch, creds: Credentials) -> dict[str, str]:
     # Read at each command, like systemd, so ExecStartPre= can write a file ExecStart= reads.
     for path, optional in launch.environment_files:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            data = Path(path).read_bytes()
         except OSError as exc:
             if optional:
                 continue
             raise ChildError(EXIT_RESOURCES, "resources",
                              f"Failed to load environment file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ChildError(EXIT_RESOURCES, "resources",
-                             f"Bad environment file {path}: {exc}") from None
         try:
-            env.update(parse_environment_file(text))
+            env.update(decode_environment_file(data))
         except ValueError as exc:
             raise ChildError(EXIT_RESOURCES, "resources",
                              f"Bad environment file {path}: {exc}") from None
