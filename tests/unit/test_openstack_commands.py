@@ -87,11 +87,16 @@ def test_file_link_yields_each_new_controller_address(tmp_path):
     async def go():
         seen = []
         changes = link.controller_address_changes()
-        await link.publish_controller("127.0.0.2", {})
+        await link.publish_controller("127.0.0.2", {"keystone": True})
         seen.append(await anext(changes))
         await link.publish_controller("127.0.0.2", {"x": True})
+        # A controller announces itself before its services boot: followers stay where they are.
         await link.publish_controller("127.0.0.3", {})
-        seen.append(await anext(changes))
+        following = asyncio.ensure_future(anext(changes))
+        await asyncio.sleep(0.2)
+        assert not following.done()
+        await link.publish_controller("127.0.0.3", {"keystone": False})
+        seen.append(await following)
         await changes.aclose()
         return seen
     assert asyncio.run(go()) == ["127.0.0.2", "127.0.0.3"]

@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from ..registry.interface import RegistryAPI
 from ..registry.lease import LeaseKeeper
+from .link import followed_address
 from .settings import PASSWORD_KEYS
 
 CONTROLLER = "controller"
@@ -101,7 +102,7 @@ class EtcdClusterLink:
         last = None
         async for changes in self.registry.watch_published(CONTROLLER):
             for _, raw in changes.changes:
-                address = json.loads(raw).get("address") if raw else None
+                address = followed_address(json.loads(raw)) if raw else None
                 if address and address != last:
                     last = address
                     yield address

@@ -44,6 +44,14 @@ class ClusterLink(Protocol):
         ...
 
 
+def followed_address(record: Mapping[str, object]) -> str | None:
+    """The address that compute and network follow: a controller's, once its services have
+    booted. A controller announces itself before it boots, so that `data reset` refuses from
+    then on; followers that moved then would reach a broker and a conductor that are not up."""
+    address = record.get("address")
+    return address if isinstance(address, str) and address and record.get("ready") else None
+
+
 def _write_private(path: Path, data: object) -> None:
     """Readable by root only: the settings hold the passwords."""
     write_json_atomic(path, data, mode=0o600, indent=1)
@@ -95,7 +103,7 @@ class FileClusterLink:
     async def controller_address_changes(self) -> AsyncGenerator[str, None]:
         last = None
         while True:
-            address = self._read("controller.json").get("address")
+            address = followed_address(self._read("controller.json"))
             if address and address != last:
                 last = address
                 yield address
