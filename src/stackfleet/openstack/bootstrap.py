@@ -10,8 +10,6 @@ Phases, in the order the controller runs them:
   catalog    service project, users, role grants, services and endpoints: each checked before it is
              created, endpoints re-pointed when the controller's address moved
   flavors    a tiny flavor, once
-The controller's caretaker (cell_hosts.py) removes, with remove_ghosts, the Nova service records
-that earlier versions left under each machine's own name: off the failover's critical path.
 Every step checks before it acts, so running a phase again on existing data changes nothing.
 Setup talks to Keystone through openstacksdk in this one process (one CLI call costs ~2 s).
 """
@@ -291,22 +289,6 @@ def flavors(site: Site) -> None:
     if conn.compute.find_flavor(TINY_FLAVOR["name"]) is None:
         say(f"creating flavor {TINY_FLAVOR['name']}")
         conn.compute.create_flavor(**TINY_FLAVOR)
-
-
-def is_ghost(binary: str, host: str) -> bool:
-    """A controller service's record under another host than the controller's one name (pure).
-    Compute and network machines' own services are never ghosts: their binaries differ."""
-    return binary in services.host_registering() and host != services.CONTROLLER_HOST
-
-
-def remove_ghosts(conn: Any, listed: list[Any]) -> None:
-    """Deletes, through the compute API, the listed Nova services that is_ghost names. Idempotent;
-    Neutron needs nothing: the controller runs no agents."""
-    for svc in listed:
-        if is_ghost(svc.binary, svc.host):
-            say(f"removing the old controller service {svc.binary} on host {svc.host} "
-                f"(state {svc.state})")
-            conn.compute.delete_service(svc, ignore_missing=True)
 
 
 PHASES = {"databases": databases, "keystone": keystone, "syncs": syncs, "cells": cells,

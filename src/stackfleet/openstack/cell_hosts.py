@@ -1,6 +1,5 @@
-"""The controller's "caretaker" service: maps newly registered compute hosts into cell1, and
-removes the controller's ghost services (bootstrap.remove_ghosts). It runs inside the OpenStack
-venv on the controller.
+"""The controller's "caretaker" service: maps newly registered compute hosts into cell1. It runs
+inside the OpenStack venv on the controller.
 
     python -m stackfleet.openstack.cell_hosts SITE_JSON
 
@@ -17,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from stackfleet.openstack.bootstrap import admin_connection, conf, remove_ghosts, say
+from stackfleet.openstack.bootstrap import admin_connection, conf, say
 from stackfleet.openstack.configs import site_from_dict
 
 POLL_SECONDS = 2.0
@@ -34,13 +33,11 @@ def main(argv: list[str]) -> int:
     seen: set[str] = set()
     while True:
         try:
-            listed = list(conn.compute.services())
-            remove_ghosts(conn, listed)
+            services = [(s.binary, s.host) for s in conn.compute.services()]
         except Exception as exc:  # the API may be restarting; try again next round
-            say(f"listing or removing compute services failed: {exc}")
+            say(f"listing compute services failed: {exc}")
             time.sleep(POLL_SECONDS)
             continue
-        services = [(s.binary, s.host) for s in listed]
         fresh = new_hosts(services, seen)
         if fresh:
             proc = subprocess.run(

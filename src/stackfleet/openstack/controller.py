@@ -156,9 +156,8 @@ async def readiness(run: RoleRun, site: Site) -> dict[str, bool]:
 
 
 def controller_site(run: RoleRun, settings: Settings) -> Site:
-    """This machine as the controller: its own address, and the one host name that every
-    controller's services register under."""
-    return run.site(settings, controller=run.ctx.address, host=services.CONTROLLER_HOST)
+    """This machine as the controller: its own address and host name."""
+    return run.site(settings, controller=run.ctx.address)
 
 
 async def serve(run: RoleRun) -> None:

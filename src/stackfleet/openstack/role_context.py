@@ -53,11 +53,9 @@ class RoleRun:
             self.ctx.say(f"stored first-use settings: {', '.join(sorted(added))}")
         return settings_mod.parse(current)
 
-    def site(self, settings: settings_mod.Settings, controller: str,
-             host: str | None = None) -> Site:
-        """host: the name the services register under; this machine's name unless given."""
+    def site(self, settings: settings_mod.Settings, controller: str) -> Site:
         return Site(settings=settings, controller=controller, address=self.ctx.address,
-                    host=host or self.ctx.host, shared=self.shared, state=self.ctx.state_dir,
+                    host=self.ctx.host, shared=self.shared, state=self.ctx.state_dir,
                     venv=self.ctx.venv)
 
     def write_configs(self, files: Mapping[str, str]) -> None:

@@ -49,8 +49,6 @@ class Process:
     catalog: Catalog | None = None
     user_api: bool = False          # clients talk to it; a controller failover is timed until it answers
     ready_when_alive: bool = True   # commands: reported ready while the process runs
-    # Registers itself in Nova's service list under its [DEFAULT] host: see CONTROLLER_HOST.
-    registers_host: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,8 +133,8 @@ SERVICES = (
             Process("nova-metadata", Uwsgi("nova.wsgi.metadata", "OS_NOVA_CONFIG_DIR", env=(
                 ("OS_NOVA_CONFIG_FILES", "{venv}/etc/nova/api-paste.ini;nova.conf"),)),
                 port=8775, probe_path="/"),
-            Process("nova-conductor", Command(("nova.conf",)), registers_host=True),
-            Process("nova-scheduler", Command(("nova.conf",)), registers_host=True),
+            Process("nova-conductor", Command(("nova.conf",))),
+            Process("nova-scheduler", Command(("nova.conf",))),
         ),
         databases=("nova", "nova_api", "nova_cell0")),
     Service(
@@ -152,11 +150,6 @@ SERVICES = (
         ),
         databases=("neutron",)),
 )
-
-# The one host name of the controller's services, whichever machine runs the role: a failover
-# then takes over the same service records instead of leaving the old machine's behind, down.
-# (Neutron's server registers no agents; the network and compute machines keep their own names.)
-CONTROLLER_HOST = "controller"
 
 # The venv's other requirements: the admin's client, the DB driver, the memcache clients of
 # keystonemiddleware and oslo.cache, and the WSGI server.
@@ -185,11 +178,6 @@ def process(name: str) -> tuple[Service, Process]:
 def apis() -> list[tuple[Service, Process]]:
     """The processes that answer HTTP, in table order."""
     return [(svc, proc) for svc, proc in processes() if proc.port is not None]
-
-
-def host_registering() -> tuple[str, ...]:
-    """The controller's processes that register under a host name, as Nova names their binary."""
-    return tuple(proc.name for _, proc in processes() if proc.registers_host)
 
 
 def port(name: str) -> int:
