@@ -13,14 +13,14 @@ from stackfleet.lab.plan import ETCD_CLIENT_PORT, ETCD_PEER_PORT
 
 PROCESS_KINDS: tuple[str, ...] = ("etcd", "engine", "agent")
 
-# etcd's own raft timers (100 ms / 1000 ms). Measured in the idle lab (bench/idle.py): 20/200
-# cost the three members 10 % of a core, 100/1000 cost 4.8 %; a new leader then serves writes
-# 1.1 s (max 1.4 s) after the old one dies instead of 0.26 s, well inside the agents' fence
-# window (0.6 TTL = 3 s). docs/architecture.md has the trade-off.
+# Short raft timers. etcd's defaults (100/1000) halve the members' idle CPU, but a new leader
+# extends every lease by the election timeout, and electing it takes about as long again: a
+# machine halted together with the etcd leader was detected more than TTL + 2 s late (the lab's
+# failover test). docs/architecture.md has the measurements.
 ETCD_TUNING: tuple[str, ...] = (
     "--pre-vote=true",
-    "--heartbeat-interval=100",
-    "--election-timeout=1000",
+    "--heartbeat-interval=20",
+    "--election-timeout=200",
     "--max-txn-ops=1024",
     "--auto-compaction-retention=1h",
 )
