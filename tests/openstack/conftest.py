@@ -123,30 +123,6 @@ class Cloud:
                 env[key] = value
         return env
 
-    def offline_sql(self, database: str, statements: str) -> str:
-        """SQL as MariaDB's root on the shared data while no controller runs: a MariaDB of our
-        own, without networking, started and stopped around it."""
-        password = json.loads((self.cluster / "settings.json").read_text())["mysql_root_password"]
-        sock = self.root / "offline-mysqld.sock"
-        server = subprocess.Popen(
-            ["mariadbd", "--no-defaults", f"--datadir={self.shared / 'mysql'}", "--user=root",
-             f"--socket={sock}", "--skip-networking", f"--pid-file={self.root / 'offline.pid'}"],
-            stdout=open(self.root / "offline-mysqld.out", "a"), stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while not sock.exists():
-                assert server.poll() is None and time.monotonic() < deadline, \
-                    (self.root / "offline-mysqld.out").read_text()[-2000:]
-                time.sleep(0.2)
-            result = subprocess.run(["mariadb", f"--socket={sock}", "-uroot", f"-p{password}",
-                                     "--batch", "--skip-column-names", database, "-e",
-                                     statements], capture_output=True, text=True, timeout=30)
-            assert result.returncode == 0, result.stderr
-            return result.stdout
-        finally:
-            server.terminate()
-            server.wait(60)
-
     def workflow(self, command: str, record: Path, timeout: float = 300) -> str:
         result = subprocess.run(
             [str(default_venv() / "bin" / "python"), "-m", "stackfleet.openstack.workflow",

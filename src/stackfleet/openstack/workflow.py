@@ -8,11 +8,10 @@
     boot_check(cloud, record) -> seconds  a fresh server goes ACTIVE (readiness as a user sees it)
     network_report(cloud, record) -> dict agents, the router's hosts and HA state, DHCP bindings
     agents(cloud) -> list                 Neutron's agents and whether they are alive
-    compute_services(cloud) -> list       Nova's services: binary, host, state
 
 Runs inside the OpenStack venv (openstacksdk). From elsewhere:
     .venv-openstack/bin/python -m stackfleet.openstack.workflow \
-        seed|verify|boot-check|network-report|agents|services RECORD_JSON [SUFFIX]
+        seed|verify|boot-check|network-report|agents RECORD_JSON [SUFFIX]
 with the admin's OS_* variables set (see `stackfleet openstack credentials`).
 """
 from __future__ import annotations
@@ -250,11 +249,6 @@ def agents(cloud: Cloud) -> list[dict[str, Any]]:
             for a in cloud.network.agents()]
 
 
-def compute_services(cloud: Cloud) -> list[dict[str, Any]]:
-    return [{"binary": s.binary, "host": s.host, "state": s.state, "status": s.status}
-            for s in cloud.compute.services()]
-
-
 def network_report(cloud: Cloud, record: SeedRecord) -> dict[str, Any]:
     """Where the seeded router and DHCP run, and what bound their ports: for the network role."""
     router = cloud.network.get_router(record.router_id)
@@ -272,9 +266,6 @@ def main(argv: list[str]) -> int:
     path = Path(record_path)
     if command == "agents":
         print(json.dumps(agents(cloud)))
-        return 0
-    if command == "services":
-        print(json.dumps(compute_services(cloud)))
         return 0
     if command == "network-report":
         print(json.dumps(network_report(cloud, SeedRecord.from_json(path.read_text()))))
