@@ -153,8 +153,9 @@ SERVICES = (
 
 # The venv's other requirements: the admin's client, the DB driver, the memcache clients of
 # keystonemiddleware and oslo.cache, and the WSGI server.
+# libvirt-python builds against Debian's libvirt-dev (libvirt 9.0), so its pin follows that release.
 TOOL_PINS = ("python-openstackclient==10.5.0", "PyMySQL", "pymemcache", "python-memcached",
-             "uwsgi==2.0.31")
+             "uwsgi==2.0.31", "libvirt-python==9.0.0")
 
 
 def service(name: str) -> Service:
