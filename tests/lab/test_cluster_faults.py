@@ -3,6 +3,7 @@ loss, agent restart, and bad input. Real etcd, real agents and engines, real pro
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.registry.store import Registry
 
+from .conftest import poll
 from .faults import EXAMPLES, beacon_runs, cli, kill, machine_processes, overlaps, with_registry
 
 pytestmark = pytest.mark.lab
@@ -82,16 +84,40 @@ def test_partition_stops_the_old_copy_before_the_new_one_starts(lab: LabInfo, be
     assert time.time() - successor.end < 2, "the new copy is still running"
 
 
+def _etcd_members(lab: LabInfo, etcdctl) -> dict[str, tuple[int, bool]]:  # type: ignore[no-untyped-def]
+    """Each member's machine name -> (member id, whether it is the leader)."""
+    members = {}
+    for entry in json.loads(etcdctl("endpoint", "status", "--write-out=json").stdout):
+        ip = entry["Endpoint"].split("//")[1].split(":")[0]
+        name = next(m.name for m in lab.machines if m.mgmt_ip == ip)
+        member_id = entry["Status"]["header"]["member_id"]
+        members[name] = (member_id, entry["Status"]["leader"] == member_id)
+    return members
+
+
 def _etcd_leader(lab: LabInfo, etcdctl) -> str:  # type: ignore[no-untyped-def]
-    out = etcdctl("endpoint", "status", "--write-out=fields").stdout
-    blocks = out.split('"Endpoint" : ')[1:]
-    for block in blocks:
-        endpoint = block.split("\n")[0].strip().strip('"')
-        fields = dict(line.split(" : ", 1) for line in block.splitlines()[1:] if " : " in line)
-        if fields.get('"Leader"') == fields.get('"MemberID"'):
-            ip = endpoint.split("//")[1].split(":")[0]
-            return next(m.name for m in lab.machines if m.mgmt_ip == ip)
-    raise AssertionError(f"no etcd leader in: {out}")
+    members = _etcd_members(lab, etcdctl)
+    leaders = [name for name, (_, leads) in members.items() if leads]
+    assert leaders, f"no etcd leader among {members}"
+    return leaders[0]
+
+
+def test_halt_of_the_etcd_leaders_machine_is_detected_within_ttl_plus_2(  # type: ignore[no-untyped-def]
+        lab: LabInfo, beacon: str, etcdctl) -> None:
+    """The worst case for detection: a new leader extends every lease by its election timeout,
+    on top of the time it takes to elect it (docs/architecture.md, etcd's raft timers)."""
+    member_id, leads = _etcd_members(lab, etcdctl)[beacon]
+    if not leads:
+        moved = etcdctl("move-leader", f"{member_id:x}")
+        assert moved.returncode == 0, moved.stderr
+        assert poll(lambda: _etcd_leader(lab, etcdctl) == beacon, 10), "leadership did not move"
+    fault_at = time.monotonic()
+    ops.halt(Path(lab.root), beacon)
+    old_id = lab.machine(beacon).machine_id  # type: ignore[union-attr]
+    timing = with_registry(lab, lambda r: measure_failover(r, UNIT, old_id, fault_at, timeout=60))
+    assert timing.machine != old_id
+    print(f"halted with the etcd leader: detected {timing.detected:.2f} s, running {timing.running:.2f} s")
+    assert timing.detected <= lab.ttl + 2, timing
 
 
 def test_etcd_leader_loss_keeps_units_running_and_in_place(lab: LabInfo, beacon: str, etcdctl) -> None:  # type: ignore[no-untyped-def]

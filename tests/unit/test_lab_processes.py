@@ -72,6 +72,6 @@ def test_etcd_member_flags(existing: bool, state: str) -> None:
     assert "--listen-client-urls=http://192.168.10.12:2379,http://127.0.0.1:2379" in argv
     assert "--listen-peer-urls=http://192.168.10.12:2380" in argv
     assert "--initial-cluster-token=stackfleet-lab-abc" in argv
-    for flag in ("--pre-vote=true", "--heartbeat-interval=20", "--election-timeout=200",
+    for flag in ("--pre-vote=true", "--heartbeat-interval=100", "--election-timeout=500",
                  "--max-txn-ops=1024", "--auto-compaction-retention=1h"):
         assert flag in argv

@@ -13,14 +13,15 @@ from stackfleet.lab.plan import ETCD_CLIENT_PORT, ETCD_PEER_PORT
 
 PROCESS_KINDS: tuple[str, ...] = ("etcd", "engine", "agent")
 
-# Short raft timers. etcd's defaults (100/1000) halve the members' idle CPU, but a new leader
-# extends every lease by the election timeout, and electing it takes about as long again: a
-# machine halted together with the etcd leader was detected more than TTL + 2 s late (the lab's
-# failover test). docs/architecture.md has the measurements.
+# A 100 ms heartbeat (etcd's default) with half of etcd's default election timeout. The heartbeat sets
+# the members' idle CPU; the election timeout bounds the worst detection: a machine halted together
+# with the etcd leader is seen only after the election plus the lease extension that the new
+# leader grants (the election timeout), so it must stay within TTL + 2 s. docs/architecture.md has
+# the measurements.
 ETCD_TUNING: tuple[str, ...] = (
     "--pre-vote=true",
-    "--heartbeat-interval=20",
-    "--election-timeout=200",
+    "--heartbeat-interval=100",
+    "--election-timeout=500",
     "--max-txn-ops=1024",
     "--auto-compaction-retention=1h",
 )
