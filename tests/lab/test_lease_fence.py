@@ -51,10 +51,10 @@ class DeathWatch(threading.Thread):
         super().__init__(daemon=True)
         self.pids = pids
         self.dead_at: dict[int, float] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set() and len(self.dead_at) < len(self.pids):
+        while not self._halt.is_set() and len(self.dead_at) < len(self.pids):
             now = time.time()
             for pid in self.pids - set(self.dead_at):
                 if not nsprocs.is_alive(pid):
@@ -62,7 +62,7 @@ class DeathWatch(threading.Thread):
             time.sleep(0.005)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
