@@ -28,7 +28,8 @@ class FakeNova:
     async def call(self, op: str, **args: Any) -> dict[str, Any]:
         if op == "observe":
             return copy.deepcopy({"services": list(self.services.values()), "instances": list(self.servers.values()),
-                                  "migrations": [m for m in self.migrations if m["source"] in args["hosts"]]})
+                                  "migrations": [m for m in self.migrations if m["source"] in args["hosts"]
+                                                 or m["source"] not in args["members"]]})
         if op == "force_down":
             self.calls.append(("force_down" if args["down"] else "lift", args["service_id"]))
             host = args["service_id"].removeprefix("svc-")
@@ -161,3 +162,27 @@ def test_the_setting_off_leaves_a_dead_host_alone() -> None:
         assert nova.calls == [] and records.data == {} and events == []
 
     asyncio.run(main())
+
+
+def test_the_nova_worker_answers_each_request_and_reports_errors() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from stackfleet.openstack.nova_ha import serve, stamp
+
+    class Nova:
+        def evacuate(self, instance_id: str) -> dict[str, Any]:
+            if instance_id == "busy":
+                raise RuntimeError("HTTP 409: ComputeServiceInUse")
+            return {}
+
+    requests = [{"id": 1, "op": "evacuate", "instance_id": "a"}, {"id": 2, "op": "evacuate", "instance_id": "busy"},
+                {"id": 3, "op": "__init__"}]
+    out: list[str] = []
+    serve(Nova(), [json.dumps(r) + "\n" for r in requests], out.append)
+    replies = {r["id"]: r for r in map(json.loads, out)}
+    assert replies[1] == {"id": 1, "ok": {}}
+    assert "ComputeServiceInUse" in replies[2]["error"]
+    assert "unknown op" in replies[3]["error"]
+    assert stamp("2026-12-02T01:40:00.000000") == datetime(2026, 12, 2, 1, 40, tzinfo=UTC).timestamp()
+    assert stamp("2026-12-02T01:40:00Z") == stamp("2026-12-02T01:40:00+00:00") and stamp(None) is None

@@ -99,10 +99,7 @@ class Evacuator:
         raw = await self.records.all()
         hosts, _ = read_records(raw)
         members = self.members()
-        nova = await self.nova.call("observe", hosts=sorted(hosts))
-        dead = {s["host"] for s in nova["services"] if s["host"] not in members}
-        if dead - set(hosts):  # migrations of a host not yet recorded are read once it is
-            nova["migrations"] += (await self.nova.call("observe", hosts=sorted(dead - set(hosts))))["migrations"]
+        nova = await self.nova.call("observe", hosts=sorted(hosts), members=sorted(members))
         return world_of(members, nova, raw, await self.enabled(), self.clock(), self.bound)
 
     async def step(self) -> list[ev.Action]:

@@ -40,10 +40,14 @@ class Nova:
 
         self.conn = openstack.connect()
 
-    def observe(self, hosts: list[str]) -> dict[str, Any]:
+    def observe(self, hosts: list[str], members: list[str] | None = None) -> dict[str, Any]:
+        """Compute services, every server, and the evacuations from `hosts` and from every host
+        whose name is not in `members` (when given)."""
         compute = self.conn.compute
         services = [{"host": s.host, "service_id": s.id, "forced_down": bool(s.is_forced_down),
                      "updated_at": stamp(s.updated_at)} for s in compute.services(binary="nova-compute")]
+        if members is not None:
+            hosts = sorted(set(hosts) | {s["host"] for s in services if s["host"] not in members})
         servers = [{"id": s.id, "name": s.name, "host": s.compute_host, "vm_state": s.vm_state or "",
                     "task_state": s.task_state, "metadata": dict(s.metadata or {})}
                    for s in compute.servers(details=True, all_projects=True)]
@@ -71,12 +75,17 @@ def _check(response: Any) -> None:
         raise RuntimeError(f"HTTP {response.status_code}: {response.text.strip()[:300]}")
 
 
+OPS = ("observe", "force_down", "evacuate")
+
+
 def serve(nova: Any, lines: Any, write: Callable[[str], None]) -> None:
     """Answer each request line; the process ends when its input does."""
     lock = threading.Lock()
 
     def answer(request: dict[str, Any]) -> None:
         try:
+            if request.get("op") not in OPS:
+                raise ValueError(f"unknown op {request.get('op')!r}")
             args = {k: v for k, v in request.items() if k not in ("id", "op")}
             reply: dict[str, Any] = {"id": request["id"], "ok": getattr(nova, request["op"])(**args)}
         except Exception as exc:  # reported to the runner, which records it
