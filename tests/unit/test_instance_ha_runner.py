@@ -186,3 +186,15 @@ def test_the_nova_worker_answers_each_request_and_reports_errors() -> None:
     assert "unknown op" in replies[3]["error"]
     assert stamp("2026-12-02T01:40:00.000000") == datetime(2026, 12, 2, 1, 40, tzinfo=UTC).timestamp()
     assert stamp("2026-12-02T01:40:00Z") == stamp("2026-12-02T01:40:00+00:00") and stamp(None) is None
+
+
+def test_instance_ha_service_is_one_copy_on_a_controller_running_the_role() -> None:
+    from pathlib import Path
+
+    from stackfleet.openstack.roles import OPENSTACK_ROLES
+    from stackfleet.unit import load_unit_file
+
+    unit = load_unit_file(str(Path(__file__).resolve().parents[2] / "units" / "instance-ha.service"))
+    assert unit.constraints.exclusive and unit.constraints.machine_metadata == {"role": frozenset({"controller"})}
+    assert unit.get("Service", "ExecStart") == ["stackfleet role run instance-ha"]
+    assert "instance-ha" in OPENSTACK_ROLES
