@@ -36,9 +36,9 @@ def stamp(text: str | None) -> float | None:
 
 class Nova:
     def __init__(self) -> None:
-        import openstack  # the OpenStack venv only
+        from stackfleet.openstack.workflow import connect_from_env  # the OpenStack venv only
 
-        self.conn = openstack.connect()
+        self.conn = connect_from_env()
 
     def observe(self, hosts: list[str], members: list[str] | None = None) -> dict[str, Any]:
         """Compute services, every server, and the evacuations from `hosts` and from every host
