@@ -1,6 +1,7 @@
 """The evacuator against real Nova (fake virt driver), stand-alone on 127.0.0.1: two compute
-hosts, one dies with its server; the evacuator forces it down and Nova rebuilds the server on the
-other; the host comes back, cleans up, and forced_down is lifted.
+hosts, one dies with three servers; the evacuator forces it down and Nova rebuilds two of them on
+the other, in parallel, while the third (metadata HA_Enabled=False) stays; the host comes back,
+cleans up, and forced_down is lifted.
 
 Membership is given by the test (the stand-alone cloud has no etcd): the evacuator's planner,
 runner and Nova worker are the real ones, its records are in memory.
@@ -26,6 +27,17 @@ from .conftest import ADDRESS
 
 pytestmark = pytest.mark.openstack
 TIMEOUT = 180.0
+# Two more servers on the seeded network, the second opted out (runs in the OpenStack venv).
+MORE_SERVERS = """
+import json, sys
+from stackfleet.openstack.workflow import boot_server, connect_from_env
+record = json.load(open(sys.argv[1]))
+cloud = connect_from_env()
+ids = [boot_server(cloud, name, record["image_id"], record["private_network_id"]).id
+       for name in ("demo02", "optout")]
+cloud.compute.set_server_metadata(ids[1], HA_Enabled="False")
+print(json.dumps(ids))
+"""
 
 
 class Counting:
@@ -54,6 +66,12 @@ def test_a_dead_compute_hosts_server_is_evacuated_and_the_host_lifted_when_back(
     cloud.workflow("seed", cloud.root / "record.json")
     record = json.loads((cloud.root / "record.json").read_text())
     assert record["server_host"] == "cmp1"
+    booted = subprocess.run(
+        [str(default_venv() / "bin" / "python"), "-c", MORE_SERVERS, str(cloud.root / "record.json")],
+        env=cloud.credentials_env(), capture_output=True, text=True, timeout=300)
+    assert booted.returncode == 0, booted.stderr
+    second_id, opted_out_id = json.loads(booted.stdout)
+    evacuated = sorted([record["server_id"], second_id])
     second = open(cloud.root / "compute-b.out", "a")
     other = subprocess.Popen(
         [sys.executable, "-m", "stackfleet.openstack", "role", "run", "compute", "--address", ADDRESS,
@@ -98,16 +116,18 @@ def test_a_dead_compute_hosts_server_is_evacuated_and_the_host_lifted_when_back(
             died = time.monotonic()
 
             async def moved() -> bool:
-                server = next(i for i in (await observed())["instances"] if i["id"] == record["server_id"])
-                return server["host"] == "cmp2" and server["vm_state"] == "active" and server["task_state"] is None
+                servers = {i["id"]: i for i in (await observed())["instances"]}
+                return all(servers[i]["host"] == "cmp2" and servers[i]["vm_state"] == "active"
+                           and servers[i]["task_state"] is None for i in evacuated)
 
-            await until(moved, ha.step, "the server ACTIVE on cmp2")
+            await until(moved, ha.step, "both servers ACTIVE on cmp2")
             moved_after = time.monotonic() - died
-            await ha.step()  # settles its record
+            await ha.step()  # settles their records
             _, progress = read_records(records.data)
-            assert [(p.instance_id, p.state, p.detail) for p in progress.values()] == [
-                (record["server_id"], "active", "cmp2")]
-            assert [op for op, _ in nova.calls] == ["force_down", "evacuate"]
+            assert sorted((p.instance_id, p.state, p.detail) for p in progress.values()) == sorted(
+                [(i, "active", "cmp2") for i in evacuated] + [(opted_out_id, "skipped", "opted out")])
+            assert [op for op, _ in nova.calls] == ["force_down", "evacuate", "evacuate"]
+            assert sorted(args["instance_id"] for op, args in nova.calls if op == "evacuate") == evacuated
 
             cloud.start("compute", "cmp1")  # back: its nova-compute starts, cleans up, heartbeats
             members.add("cmp1")
@@ -117,12 +137,13 @@ def test_a_dead_compute_hosts_server_is_evacuated_and_the_host_lifted_when_back(
                 return records.data == {} and not services["cmp1"]["forced_down"]
 
             await until(lifted, ha.step, "cmp1 lifted and its epoch closed")
-            assert [op for op, _ in nova.calls] == ["force_down", "evacuate", "force_down"]
+            assert [op for op, _ in nova.calls] == ["force_down", "evacuate", "evacuate", "force_down"]
             assert nova.calls[-1][1]["down"] is False
-            server = next(i for i in (await observed())["instances"] if i["id"] == record["server_id"])
-            assert (server["host"], server["vm_state"]) == ("cmp2", "active")
+            servers = {i["id"]: i for i in (await observed())["instances"]}
+            assert [(servers[i]["host"], servers[i]["vm_state"]) for i in evacuated] == [("cmp2", "active")] * 2
+            assert servers[opted_out_id]["host"] == "cmp1"  # never evacuated
             migrations = (await observed())["migrations"]
-            assert [m["status"] for m in migrations] == ["completed"]  # cmp1's cleanup ran
+            assert [m["status"] for m in migrations] == ["completed"] * 2  # cmp1's cleanup ran
             assert not any(p.state in IN_FLIGHT for p in read_records(records.data)[1].values())
             cloud.measured["evacuation: host death to server ACTIVE elsewhere, s"] = moved_after
         finally:
