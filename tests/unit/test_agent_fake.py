@@ -39,8 +39,8 @@ async def agent(registry: FakeRegistry, cfg: AgentConfig, runtime: FakeRuntime) 
 
 
 async def schedule(registry: FakeRegistry, unit: str, body_hash: str, desired: DesiredState = "launched",
-                   exclusive: bool = True) -> None:
-    body = f"[Service]\nExecStart=/bin/sleep {body_hash[1:]}\n"
+                   exclusive: bool = True, sections: str = "") -> None:
+    body = f"[Service]\nExecStart=/bin/sleep {body_hash[1:]}\n{sections}"
     await registry.submit(JobRecord(unit, body_hash, desired), body, True)
     await registry.put_many([registry.schedule_op(unit, MACHINE.id, ScheduleEntry(desired, body_hash, exclusive))])
 
@@ -157,6 +157,66 @@ def test_lost_renewals_fence_exclusive_units_and_a_renewal_in_time_lifts_the_fen
             await eventually(lambda: _true(not a.fenced), timeout=3)
             await eventually(active(runtime, DB))
             assert sorted(u for u, _ in runtime.started) == [DB, DB, NOVA]  # started again; the global one ran on
+
+    run(test)
+
+
+FENCED_GLOBAL = "[X-Fleet]\nGlobal=true\n[X-Stackfleet]\nFenceOnLeaseLoss=true\n"
+COMPUTE = "compute.service"
+
+
+def test_a_global_unit_with_fence_on_lease_loss_is_fenced_like_an_exclusive_one(tmp_path: Path) -> None:
+    runtime = FakeRuntime(tmp_path)
+    cfg = config(tmp_path)
+
+    async def test(registry: FakeRegistry) -> None:
+        async with agent(registry, cfg, runtime) as a:
+            await schedule(registry, COMPUTE, "c1", exclusive=False, sections=FENCED_GLOBAL)
+            await schedule(registry, NOVA, "h1", exclusive=False)
+            await eventually(active(runtime, COMPUTE))
+            await eventually(active(runtime, NOVA))
+            assert sorted(runtime.started) == [(COMPUTE, cfg.fence_file), (NOVA, None)]  # its shim fences it too
+            assert (cfg.hashes_dir / COMPUTE).read_text() == "c1 global fence"
+            assert await registry.locks() == {}  # a global unit takes no lock
+            registry.partitioned = True
+            await eventually(lambda: _true(a.fenced), timeout=3)
+            assert runtime.status(COMPUTE).active != "active"
+            assert runtime.status(NOVA).active == "active"
+            assert ("stop", COMPUTE) in runtime.calls and ("stop", NOVA) not in runtime.calls
+            registry.partitioned = False  # renewed before the lease expired: still a member
+            await eventually(active(runtime, COMPUTE))
+            assert [u for u, _ in runtime.started] == [COMPUTE, NOVA, COMPUTE]
+
+    run(test)
+
+
+def test_a_unit_fenced_on_lease_loss_starts_again_only_once_the_machine_is_a_member(tmp_path: Path) -> None:
+    runtime = FakeRuntime(tmp_path)
+    cfg = config(tmp_path)
+
+    async def test(registry: FakeRegistry) -> None:
+        register = registry.register_machine
+        seen: list[int] = []
+
+        async def slow_register(machine: MachineRecord, lease: int) -> None:
+            # Between the grant of the new lease and the machine's record: nothing may start.
+            await asyncio.sleep(0.5)
+            seen.append(len(runtime.started))
+            await register(machine, lease)
+        async with agent(registry, cfg, runtime) as a:
+            await schedule(registry, COMPUTE, "c1", exclusive=False, sections=FENCED_GLOBAL)
+            await eventually(active(runtime, COMPUTE))
+            registry.partitioned = True
+            await eventually(lambda: _true(a.fenced), timeout=3)
+            await asyncio.sleep(cfg.ttl + 0.5)
+            assert await registry.machines() == {}  # the lease expired at "etcd"
+            assert runtime.status(COMPUTE).active != "active"
+            registry.register_machine = slow_register  # type: ignore[method-assign]
+            registry.partitioned = False
+            await eventually(lambda: _true(bool(seen)), timeout=5)
+            assert seen == [1], "started again before the machine's record was written"
+            await eventually(active(runtime, COMPUTE))
+            assert a.member and not a.fenced
 
     run(test)
 

@@ -134,6 +134,35 @@ def test_fence_unit(memory: UnitMemory, kill: bool, running: bool, tasks: list[T
     assert fence_unit(memory, kill, running) == tasks
 
 
+# A global unit with [X-Stackfleet] FenceOnLeaseLoss=true is fenced as an exclusive one is.
+FENCED_GLOBAL = {"exclusive": False, "fence_on_lease_loss": True}
+
+
+@pytest.mark.parametrize(("memory", "kill", "running", "tasks"), [
+    (mem(**FENCED_GLOBAL, launched_hash="h2"), False, True, [Stop(), MarkFenced()]),
+    (mem(**FENCED_GLOBAL), False, True, []),
+    (mem(**FENCED_GLOBAL), True, True, [Kill(), MarkFenced()]),  # an adopted or orphaned copy too
+    (mem(**FENCED_GLOBAL, launched_hash="h2"), True, False, [MarkFenced()]),
+], ids=["graceful", "graceful, not ours", "kill", "kill, already down"])
+def test_fence_unit_of_a_global_unit_fenced_on_lease_loss(memory: UnitMemory, kill: bool, running: bool,
+                                                         tasks: list[Task]) -> None:
+    assert memory.fenced_by_lease
+    assert fence_unit(memory, kill, running) == tasks
+
+
+@pytest.mark.parametrize(("now", "allowed"), [(1.0, True), (10.0, False), (12.0, False)],
+                         ids=["in time", "at stop_at", "past stop_at"])
+def test_a_global_unit_fenced_on_lease_loss_starts_only_before_the_deadline(now: float, allowed: bool) -> None:
+    assert may_start(GLOBAL, False, now, stop_at=10.0, fence_on_lease_loss=True) is allowed
+
+
+def test_a_fenced_unit_is_not_launched_while_the_agent_is_fenced() -> None:
+    memory = mem(**FENCED_GLOBAL, fenced=True)
+    assert reconcile_unit(GLOBAL, status("failed"), memory, fenced=True) == [Report(GLOBAL)]
+    assert reconcile_unit(GLOBAL, status("failed"), memory, fenced=False) == [
+        Unfence(), Launch(GLOBAL), Report(GLOBAL)]
+
+
 @pytest.mark.parametrize(("now", "fenced", "steps"), [
     (4.9, False, []),
     (5.0, False, ["stop"]),
@@ -153,6 +182,10 @@ def test_the_watchdog_sleeps_until_the_next_fence_deadline(now: float, sleep: fl
 @pytest.mark.parametrize(("fenced", "now", "lifted"), [(True, 4.0, True), (True, 5.0, False), (False, 4.0, False)])
 def test_lifts_fence(fenced: bool, now: float, lifted: bool) -> None:
     assert lifts_fence(fenced, now, stop_at=5.0) is lifted
+
+
+def test_a_new_lease_does_not_lift_the_fence_before_the_machine_is_a_member_again() -> None:
+    assert lifts_fence(True, 4.0, stop_at=5.0, member=False) is False
 
 
 def test_state_to_report() -> None:

@@ -85,3 +85,13 @@ def test_shown_masks_passwords_only():
     shown = s.shown(complete())
     assert shown["region"] == "RegionOne"
     assert all(shown[k] == "********" for k in s.PASSWORD_KEYS)
+
+
+def test_instance_ha_is_an_on_off_switch_that_defaults_to_on() -> None:
+    assert s.validate("INSTANCE_HA", "Off") == ("instance_ha", "off")
+    assert s.validate("instance-ha", "true") == ("instance_ha", "on")
+    with pytest.raises(s.SettingsError, match="allowed values: on or off"):
+        s.validate("INSTANCE_HA", "maybe")
+    assert s.switched_on({}, "instance_ha") is True
+    assert s.switched_on({"instance_ha": "off"}, "instance_ha") is False
+    assert s.missing_defaults({})["instance_ha"] == "on"

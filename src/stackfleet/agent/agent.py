@@ -4,7 +4,9 @@ machine's schedule, drives the runtime to the desired state and reports states.
 Safety: an exclusive unit is started only while this machine holds the unit's
 lease-bound lock, and it is stopped before that lease can expire (see fence.py).
 The shims enforce the same deadline on their own, so a dead or hung agent cannot
-leave an exclusive unit running past it.
+leave an exclusive unit running past it. A global unit with [X-Stackfleet]
+FenceOnLeaseLoss=true is fenced the same way, without a lock, and starts again only
+once the machine is a member again.
 
 Nothing polls on a fixed short period. The watchdog sleeps until the next fence deadline
 (a renewal moves it, so a renewal wakes it). A reconcile pass runs when the schedule
@@ -79,11 +81,14 @@ class Agent:
         self.keeper = registry.lease_keeper(config.ttl, on_renewed=self._on_renewed, clock=fencing.fence_clock)
         self.schedule: dict[str, ScheduleEntry] = {}
         self.units: dict[str, r.UnitMemory] = {}
-        self._specs: dict[str, ServiceSpec] = {}
+        self._specs: dict[str, _Body] = {}
         self._wake = asyncio.Event()  # a reconcile pass is due
         self._renewed = asyncio.Event()  # the fence deadline moved
         self._schedule_known = asyncio.Event()  # no reconcile before the first full listing
         self.fenced = False
+        # Whether the machine's record is bound to the lease we keep: False from the moment the
+        # lease is found expired until the record is written again under a new one.
+        self.member = False
         self._status_watch: StatusWatch | None = None
         self._exit_watch: ExitWatch | None = None
 
@@ -123,8 +128,9 @@ class Agent:
             marker = self.config.hashes_dir / name
             unit = self.units.setdefault(name, r.UnitMemory())
             if marker.exists():
-                unit.launched_hash, _, flag = marker.read_text().partition(" ")
-                unit.exclusive = unit.holds_lock = flag == "exclusive"
+                unit.launched_hash, *flags = marker.read_text().split()
+                unit.exclusive = unit.holds_lock = "exclusive" in flags
+                unit.fence_on_lease_loss = "fence" in flags
             log.info("adopting %s left by an earlier agent", name)
 
     async def _join(self) -> None:
@@ -142,6 +148,10 @@ class Agent:
             if not adopted:
                 await self.keeper.revoke()
             raise
+        self.member = True
+        if r.lifts_fence(self.fenced, fencing.fence_clock(), self.policy.stop_at(self.keeper.last_renewal_sent)):
+            log.warning("a member again; lifting the fence")
+            self.fenced = False
         for unit in self.units.values():
             unit.reported = None  # states died with the old lease, if it expired
         await self.registry.log_event("machine", "", self.machine_id, f"{self.config.machine.name} joined")
@@ -149,7 +159,7 @@ class Agent:
     def _on_renewed(self, sent: float) -> None:
         write_fence(self.config.fence_file, self.policy.fence(sent))
         self._renewed.set()
-        if r.lifts_fence(self.fenced, fencing.fence_clock(), self.policy.stop_at(sent)):
+        if r.lifts_fence(self.fenced, fencing.fence_clock(), self.policy.stop_at(sent), self.member):
             log.warning("lease renewed again; lifting the fence")
             self.fenced = False
             self._wake.set()
@@ -164,6 +174,7 @@ class Agent:
                 await self.keeper.run()
             except LeaseExpired as err:
                 log.error("%s; fencing and joining again", err)
+                self.member = False
                 self._fence(kill=True)
                 await self._rejoin()
 
@@ -186,7 +197,7 @@ class Agent:
             stop_at, kill_at = self.policy.stop_at(sent), self.policy.kill_at(sent)
             for step in r.fence_steps(now, stop_at, kill_at, self.fenced):
                 if step == "stop":
-                    log.error("no lease renewal for %.1f s: fencing exclusive units", now - sent)
+                    log.error("no lease renewal for %.1f s: fencing units bound to the lease", now - sent)
                 self._fence(kill=step == "kill")
             try:
                 await asyncio.wait_for(self._renewed.wait(), r.next_fence_check(now, stop_at, kill_at))
@@ -198,7 +209,7 @@ class Agent:
         for name, unit in self.units.items():
             status = self.runtime.status(name)
             # A dead shim's leftovers still run the unit's work: the kill pass takes them too.
-            running = kill and unit.exclusive and (status.active in r.RUNNING or status.orphaned)
+            running = kill and unit.fenced_by_lease and (status.active in r.RUNNING or status.orphaned)
             for task in r.fence_unit(unit, kill, running):
                 match task:
                     case r.Kill():
@@ -287,17 +298,20 @@ class Agent:
 
     async def _launch(self, name: str, entry: ScheduleEntry, unit: r.UnitMemory) -> bool:
         """Start the unit if it may; True if started or to be tried again soon."""
-        spec = await self._spec(name, entry.hash)
-        if spec is None:
+        body = await self._spec(name, entry.hash)
+        if body is None:
             return False  # logged; only the safety pass tries again
         if entry.exclusive:
             unit.holds_lock = await self.registry.acquire_lock(name, self.machine_id, self.keeper.lease_id)
         now, stop_at = fencing.fence_clock(), self.policy.stop_at(self.keeper.last_renewal_sent)
-        if not r.may_start(entry, unit.holds_lock, now, stop_at):
+        if not r.may_start(entry, unit.holds_lock, now, stop_at, body.fence_on_lease_loss):
             return True  # retried on the follow-up pass, unless fenced by then
-        self.runtime.start(spec, self.config.fence_file if entry.exclusive else None)
+        # Known before the start: the watchdog must fence what runs from its first moment.
+        unit.fence_on_lease_loss = body.fence_on_lease_loss
+        self.runtime.start(body.spec, self.config.fence_file if unit.fenced_by_lease else None)
         unit.launched_hash = entry.hash
-        (self.config.hashes_dir / name).write_text(f"{entry.hash} {'exclusive' if entry.exclusive else 'global'}")
+        flags = ("exclusive" if entry.exclusive else "global") + (" fence" if body.fence_on_lease_loss else "")
+        (self.config.hashes_dir / name).write_text(f"{entry.hash} {flags}")
         await self.registry.log_event("started", name, self.machine_id, f"started on {self.config.machine.name}")
         return True
 
@@ -305,7 +319,7 @@ class Agent:
         unit.launched_hash = None
         (self.config.hashes_dir / name).unlink(missing_ok=True)
 
-    async def _spec(self, name: str, unit_hash: str) -> ServiceSpec | None:
+    async def _spec(self, name: str, unit_hash: str) -> _Body | None:
         key = f"{name}@{unit_hash}"
         if key not in self._specs:
             text = await self.registry.body(unit_hash)
@@ -313,12 +327,14 @@ class Agent:
                 log.error("%s: body %s is missing from the registry", name, unit_hash)
                 return None
             try:
-                spec = ServiceSpec.from_unit(parse_unit(text, name))
+                unit_file = parse_unit(text, name)
+                spec = ServiceSpec.from_unit(unit_file)
             except (UnitInvalid, ValueError) as err:
                 log.error("%s: cannot run it: %s", name, err)
                 return None
             environment = {**self._unit_environment(name), **spec.environment}
-            self._specs[key] = dataclasses.replace(spec, environment=environment)
+            self._specs[key] = _Body(dataclasses.replace(spec, environment=environment),
+                                     unit_file.options.fence_on_lease_loss)
         return self._specs[key]
 
     def _unit_environment(self, name: str) -> dict[str, str]:
@@ -343,6 +359,14 @@ class Agent:
         if state != unit.reported:
             await self.registry.report_state(state, self.keeper.lease_id)
             unit.reported = state
+
+
+@dataclass(frozen=True)
+class _Body:
+    """What the agent runs of one unit body: the runtime's spec, and how the agent fences it."""
+
+    spec: ServiceSpec
+    fence_on_lease_loss: bool
 
 
 def _read_int(path: Path) -> int:

@@ -23,8 +23,14 @@ class UnitMemory:
     launched_hash: str | None = None  # the body we started and have not been told to stop
     reported: UnitState | None = None
     exclusive: bool = False
+    fence_on_lease_loss: bool = False  # [X-Stackfleet] FenceOnLeaseLoss= of the launched body
     holds_lock: bool = False  # we took its fencing lock and have not released it
     fenced: bool = False
+
+    @property
+    def fenced_by_lease(self) -> bool:
+        """Whether the unit must be dead before the machine's lease can expire at etcd."""
+        return self.exclusive or self.fence_on_lease_loss
 
 
 # -- tasks ------------------------------------------------------------------------------
@@ -146,20 +152,24 @@ def reconcile_unit(entry: ScheduleEntry | None, status: UnitStatus | None, memor
     return tasks + [Report(entry)]
 
 
-def may_start(entry: ScheduleEntry, holds_lock: bool, now: float, stop_at: float) -> bool:
+def may_start(entry: ScheduleEntry, holds_lock: bool, now: float, stop_at: float,
+              fence_on_lease_loss: bool = False) -> bool:
     """Whether a launch may go ahead, once the lock of an exclusive unit was asked for.
 
     An exclusive unit starts only under its lock (the previous holder's lease may not have
     expired yet), and never past the fencing deadline: the lock may have been won just as
-    renewals began failing.
+    renewals began failing. A global unit fenced on lease loss needs no lock, but it must not
+    start past the deadline either: it would run on after the machine's lease expired.
     """
-    return not entry.exclusive or (holds_lock and now < stop_at)
+    if entry.exclusive:
+        return holds_lock and now < stop_at
+    return not fence_on_lease_loss or now < stop_at
 
 
 def fence_unit(memory: UnitMemory, kill: bool, running: bool) -> list[Task]:
     """The tasks that fence one unit. A graceful pass stops what we launched; the kill pass
-    SIGKILLs whatever of an exclusive unit still runs, launched by us or not."""
-    if not memory.exclusive:
+    SIGKILLs whatever of a unit fenced by the lease still runs, launched by us or not."""
+    if not memory.fenced_by_lease:
         return []
     if kill:
         tasks: list[Task] = [Kill()] if running else []
@@ -192,9 +202,11 @@ def next_fence_check(now: float, stop_at: float, kill_at: float) -> float | None
     return None
 
 
-def lifts_fence(fenced: bool, now: float, stop_at: float) -> bool:
-    """A renewal lifts the fence only if it came back before its own deadline."""
-    return fenced and now < stop_at
+def lifts_fence(fenced: bool, now: float, stop_at: float, member: bool = True) -> bool:
+    """A renewal lifts the fence only if it came back before its own deadline, and only while
+    the machine is a member: after its lease expired, the grant of a new one comes before the
+    machine's record is written again, and fenced units wait for that record."""
+    return fenced and member and now < stop_at
 
 
 def state_to_report(machine_id: str, name: str, entry: ScheduleEntry | None, status: UnitStatus) -> UnitState:

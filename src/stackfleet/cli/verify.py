@@ -33,6 +33,8 @@ def verify(args: argparse.Namespace) -> int:
     elif not failed:
         for u, warnings in checked:
             kind = "template" if u.is_template else ("global" if u.constraints.global_ else "exclusive")
+            if u.constraints.global_ and u.options.fence_on_lease_loss:
+                kind += ", fenced on lease loss"
             extra = f", {len(warnings)} warning(s)" if warnings else ""
             print(f"{u.path}: ok ({u.name}, {kind}, hash {u.hash[:7]}{extra})")
     return 1 if failed else 0

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from stackfleet.openstack import compute, controller, network
+from stackfleet.openstack import compute, controller, instance_ha, network
 from stackfleet.openstack.mountns import private_netns_dir
 from stackfleet.openstack.role_context import RoleContext, RoleRun
 from stackfleet.openstack.role_supervisor import Supervisor
@@ -34,6 +34,7 @@ OPENSTACK_ROLES: dict[str, Role] = {
     "controller": Role(controller.serve),
     "compute": Role(compute.serve),
     "network": Role(network.serve, private_netns=True),
+    "instance-ha": Role(instance_ha.serve),
 }
 
 

@@ -16,6 +16,9 @@ from stackfleet.openstack.services import password_keys
 # (nova 34, keystone 30, neutron 29, glance 33, placement 16 are all 2026.2 "Hibiscus").
 RELEASE = "2026.2"
 HA_MODES = ("L3_HA", "DVR")
+SWITCHES = ("instance_ha",)
+SWITCH_VALUES = {"on": "on", "true": "on", "yes": "on", "1": "on",
+                 "off": "off", "false": "off", "no": "off", "0": "off"}
 
 DEFAULTS: dict[str, str] = {
     "region": "RegionOne",
@@ -23,6 +26,7 @@ DEFAULTS: dict[str, str] = {
     "release": RELEASE,
     "admin_project": "admin",
     "admin_user": "admin",
+    "instance_ha": "on",  # the evacuator (instance-ha.service) evacuates dead compute machines
 }
 
 # The services' own (databases, service users) come from the service table.
@@ -76,6 +80,10 @@ def validate(key: str, value: str) -> tuple[str, str]:
             raise SettingsError(
                 f"HA_MODE={value!r} is not allowed; allowed values: {' or '.join(HA_MODES)}")
         return name, mode
+    if name == "instance_ha":
+        if value.lower() not in SWITCH_VALUES:
+            raise SettingsError(f"INSTANCE_HA={value!r} is not allowed; allowed values: on or off")
+        return name, SWITCH_VALUES[value.lower()]
     if name == "release":
         if value != RELEASE:
             raise SettingsError(
@@ -105,7 +113,7 @@ def missing_defaults(current: Mapping[str, str],
 def parse(raw: Mapping[str, str]) -> Settings:
     """Validated Settings from a complete mapping (after missing_defaults was stored)."""
     values = {}
-    for key in KEYS:
+    for key in (k for k in KEYS if k not in SWITCHES):
         if key not in raw:
             raise SettingsError(f"setting {key} is missing; run the role once to generate it")
         values[key] = validate(key, raw[key])[1]
@@ -113,6 +121,12 @@ def parse(raw: Mapping[str, str]) -> Settings:
         region=values["region"], ha_mode=values["ha_mode"], release=values["release"],
         admin_project=values["admin_project"], admin_user=values["admin_user"],
         passwords={k: values[k] for k in PASSWORD_KEYS})
+
+
+def switched_on(raw: Mapping[str, str], key: str) -> bool:
+    """An on/off setting (SWITCHES), its default while absent. Not part of Settings: the
+    configs do not depend on them."""
+    return validate(key, raw.get(key, DEFAULTS[key]))[1] == "on"
 
 
 def shown(raw: Mapping[str, str]) -> dict[str, str]:

@@ -88,6 +88,13 @@ class KeySchema:
     def services(self) -> bytes:
         return self._dir("services")
 
+    # the evacuator's progress (openstack/instance_ha.py): permanent, until it closes an epoch
+    def instance_ha(self, *parts: str) -> bytes:
+        return self._k("instance-ha", *parts)
+
+    def instance_ha_dir(self, *parts: str) -> bytes:
+        return self._dir("instance-ha", *parts)
+
     def split(self, key: bytes, base: bytes) -> list[str]:
         """The path parts of key below base, e.g. schedule/M/U -> [M, U]."""
         return key[len(base):].decode().split("/")

@@ -17,7 +17,9 @@ from .support import DIRECTIVES, directive
 from .values import parse_boolean, parse_environment, parse_exec, parse_timespan
 
 FLEET_SECTION = "X-Fleet"
-COMMON_SECTIONS = ("Unit", "Install", FLEET_SECTION)
+STACKFLEET_SECTION = "X-Stackfleet"  # our own options (stackfleet.py), so that [X-Fleet] stays fleet's
+OWN_EXTENSIONS = (FLEET_SECTION, STACKFLEET_SECTION)
+COMMON_SECTIONS = ("Unit", "Install", *OWN_EXTENSIONS)
 TYPE_SECTIONS = {
     "service": "Service", "socket": "Socket", "timer": "Timer", "path": "Path",
     "mount": "Mount", "automount": "Automount", "swap": "Swap", "slice": "Slice",
@@ -147,9 +149,9 @@ def _section_errors(section: Section, name: UnitName, path: str) -> list[UnitErr
     allowed = allowed_sections(name)
     if section.name in allowed:
         return []
-    near_fleet = section.name.lower() == FLEET_SECTION.lower() or difflib.get_close_matches(
-        section.name, [FLEET_SECTION], n=1, cutoff=0.8)
-    if section.name.startswith("X-") and not near_fleet:
+    near_ours = section.name.lower() in (s.lower() for s in OWN_EXTENSIONS) or difflib.get_close_matches(
+        section.name, OWN_EXTENSIONS, n=1, cutoff=0.8)
+    if section.name.startswith("X-") and not near_ours:
         return []  # systemd ignores extension sections; so do we
     if section.name in TYPE_SECTIONS.values():
         hint = f"a .{name.unit_type} unit has no [{section.name}] section; check the unit's name"

@@ -11,8 +11,9 @@ from .fleet import fleet_constraints
 from .model import Constraints
 from .names import UnitName, check_unit_name
 from .parser import Entry, Section, effective, parse_sections
-from .schema import FLEET_SECTION, schema_errors
+from .schema import FLEET_SECTION, STACKFLEET_SECTION, schema_errors
 from .specifiers import expand
+from .stackfleet import StackfleetOptions, stackfleet_options
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class UnitFile:
     constraints: Constraints
     hash: str
     unit_name: UnitName
+    options: StackfleetOptions = StackfleetOptions()  # the [X-Stackfleet] section
 
     def __hash__(self) -> int:  # Constraints holds a dict, so hash by identity of content
         return hash((self.name, self.hash, self.path))
@@ -95,9 +97,12 @@ def parse_unit(text: str, name: str, path: str | None = None) -> UnitFile:
     fleet = next((s for s in sections if s.name == FLEET_SECTION), None)
     constraints, fleet_errors = fleet_constraints(fleet, unit_name, where)
     errors += fleet_errors
+    own = next((s for s in sections if s.name == STACKFLEET_SECTION), None)
+    options, option_errors = stackfleet_options(own, constraints, where)
+    errors += option_errors
     if errors:
         raise UnitInvalid(sorted(errors, key=lambda e: e.line))
-    return UnitFile(name, text, where, sections, constraints, content_hash(text), unit_name)
+    return UnitFile(name, text, where, sections, constraints, content_hash(text), unit_name, options)
 
 
 def instantiate(template: UnitFile, instance: str) -> UnitFile:
