@@ -5,12 +5,17 @@ storage while random faults strike, one at a time, each healed before the next.
 Faults (stackfleet/lab/chaos.py draws them): `lab halt` of a probe's machine, a partition of it
 (links down, processes alive), a SIGKILL of its agent or of a probe's shim, and a SIGKILL of an
 etcd member or an engine on a controller; killed by PID, never by name. Each fault lasts a random
-hold (0 to 1.5 TTL), then is healed: power on, links up, or the killed daemon restarted. A shim
-kill is the agent's to repair. The probes run on the controllers, so a halt also takes an etcd
-member and an engine; and `lab up MACHINE`, the heal of a killed agent, starts it only beside
-daemons the lab still runs there (elsewhere it refuses the unit processes it did not start).
-Once the cluster has settled (etcd healthy, every machine
-joined, every probe active on one machine and beating there for a second), the bench checks:
+hold (0 to 1.5 TTL), then is healed: power on, links up, or the killed daemon restarted.
+
+After a shim kill the agent kills what is left of the unit and reports it failed (it does not
+restart it: the restart policy died with the shim); the bench then restarts it as an operator
+would, `stackfleet unload` and `start`, and the overlap check holds the orphaned copy to being gone
+first. The probes run on the controllers, so a halt also takes an etcd member and an engine; and
+`lab up MACHINE`, the heal of a killed agent, starts it only beside daemons the lab still runs
+there (elsewhere it refuses the unit processes it did not start).
+
+Once the cluster has settled (etcd healthy, every machine joined, every probe active on one
+machine and beating there for a second), the bench checks:
 
 - no overlap: no two copies of a probe ever logged interleaving heartbeats;
 - recovery: each probe runs again within the budget (default TTL + 5 s) of the fault.
@@ -35,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from stackfleet.failover import patiently
@@ -132,11 +138,33 @@ def inject(lab: LabInfo, fault: chaos.Fault) -> None:
         kill_child(root, fault.machine, fault.kind)  # agent, etcd, engine: the daemon's name
 
 
-def heal(lab: LabInfo, fault: chaos.Fault) -> None:
+async def wait_states(registry: Registry, unit: str, done: Callable[[list[UnitState]], bool]) -> None:
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        states: list[UnitState] = await patiently(registry.states, [])
+        if done([s for s in states if s.name == unit]):
+            return
+        await asyncio.sleep(POLL)
+
+
+async def restart_failed(lab: LabInfo, registry: Registry, unit: str, unit_file: Path) -> None:
+    """Once the agent reports the unit no longer active, unload it and, once the agent has let
+    go of it (its state is gone), start it again. A stop would not do: an agent that sees only
+    the start after it finds the launch it remembers and starts nothing."""
+    await wait_states(registry, unit, lambda states: not any(s.active == "active" for s in states))
+    stackfleet(lab, "unload", unit)
+    await wait_states(registry, unit, lambda states: not states)
+    stackfleet(lab, "start", "--block-attempts", "60", str(unit_file))
+
+
+async def heal(lab: LabInfo, fault: chaos.Fault, registry: Registry, unit_dir: Path) -> None:
     root = Path(lab.root)
     if fault.kind == "partition":
         ops.heal(root, fault.machine)
-    elif fault.kind != "shim":
+    elif fault.kind == "shim":
+        assert fault.unit is not None
+        await restart_failed(lab, registry, fault.unit, unit_dir / fault.unit)
+    else:
         ops.up_machine(root, fault.machine)  # powers on, or starts what is missing
 
 
@@ -212,7 +240,7 @@ async def campaign(lab: LabInfo, faults: int, seed: int, units_count: int, budge
             fault_at = now()
             inject(lab, fault)
             await asyncio.sleep(fault.hold)
-            heal(lab, fault)
+            await heal(lab, fault, registry, unit_dir)
             after = await settle(registry, lab, logs, units)
             settled_at = now()
             for unit in units:
