@@ -123,7 +123,8 @@ class Agent:
             marker = self.config.hashes_dir / name
             unit = self.units.setdefault(name, r.UnitMemory())
             if marker.exists():
-                unit.launched_hash, _, flag = marker.read_text().partition(" ")
+                launched, _, flag = marker.read_text().partition(" ")
+                unit.launched_hash = r.adopted_launch(launched, self.runtime.status(name))
                 unit.exclusive = unit.holds_lock = flag == "exclusive"
             log.info("adopting %s left by an earlier agent", name)
 
