@@ -10,7 +10,8 @@ the write, and fsyncs it. A copy that logged beats at a and b was alive through 
   granularity cannot be ordered, and is not counted.
 - what the logs cannot show is a copy that was killed between its last beat and the next one:
   the closest handover (the next copy's first beat minus the previous copy's last beat) says
-  how much room is left; at or above the beat interval, no overlap can hide in it.
+  how much room is left; above the beat interval, the old copy, had it lived on at its pace,
+  would have logged another beat before the new copy's first.
 - a unit's recovery after a fault is the time from the fault to the first beat of the copy that
   runs once the cluster has settled: 0 when the copy that ran at the fault still runs.
 """
