@@ -172,40 +172,66 @@ async def heal(lab: LabInfo, fault: chaos.Fault, registry: Registry, unit_dir: P
 
 
 async def placements(registry: Registry, lab: LabInfo, logs: Path,
-                     units: list[str]) -> dict[str, str] | None:
-    """{unit: machine name} if the cluster is settled now, else None."""
-    if not all(ops.etcd_healthy(e) for e in lab.endpoints):
-        return None
+                     units: list[str]) -> dict[str, str] | str:
+    """{unit: machine name} if the cluster is settled now, else what is not yet."""
+    sick = [e for e in lab.endpoints if not ops.etcd_healthy(e)]
+    if sick:
+        return f"etcd not healthy at {', '.join(sick)}"
     machines: dict[str, MachineRecord] = await patiently(registry.machines, {})
-    if any(m.machine_id not in machines for m in lab.machines):
-        return None
+    missing = [m.name for m in lab.machines if m.machine_id not in machines]
+    if missing:
+        return f"not joined: {', '.join(missing)}"
     states: list[UnitState] = await patiently(registry.states, [])
     names = {m.machine_id: m.name for m in lab.machines}
     found = {}
     t = now()
     for unit in units:
-        active = [s.machine for s in states if s.name == unit and s.active == "active"]
-        runs = read_runs(logs / unit)
-        live = [r for r in runs if t - r.last <= FRESH]
-        if len(active) != 1 or len(live) != 1 or names.get(active[0]) != live[0].machine:
-            return None
-        found[unit] = live[0].machine
+        active = [names.get(s.machine, s.machine) for s in states if s.name == unit and s.active == "active"]
+        live = [r.machine for r in read_runs(logs / unit) if t - r.last <= FRESH]
+        if len(active) != 1 or live != active:
+            return f"{unit}: active on {active or 'no machine'}, beating on {live or 'no machine'}"
+        found[unit] = live[0]
     return found
 
 
 async def settle(registry: Registry, lab: LabInfo, logs: Path, units: list[str],
-                 timeout: float = SETTLE_TIMEOUT) -> dict[str, str] | None:
-    """Waits until placements() holds, unchanged, for SETTLE s; None at the timeout."""
+                 timeout: float = SETTLE_TIMEOUT) -> dict[str, str] | str:
+    """Waits until placements() holds, unchanged, for SETTLE s; at the timeout, what did not."""
     deadline = time.monotonic() + timeout
-    since, seen = 0.0, None
+    since, seen, reason = 0.0, None, "not looked at"
     while time.monotonic() < deadline:
         current = await placements(registry, lab, logs, units)
-        if current is None or current != seen:
-            since, seen = time.monotonic(), current
+        if isinstance(current, str) or current != seen:
+            since, seen = time.monotonic(), (None if isinstance(current, str) else current)
+            reason = current if isinstance(current, str) else "placements kept changing"
         elif time.monotonic() - since >= SETTLE:
             return current
         await asyncio.sleep(POLL)
-    return None
+    return reason
+
+
+def diagnose(lab: LabInfo) -> None:
+    """What each machine's daemons are doing, and the end of their logs: for the report."""
+    root = Path(lab.root)
+    running = {(c["machine"], c["name"]) for c in client.request(root, {"op": "status"})["children"]
+               if c["running"]}
+    for m in lab.machines:
+        for daemon in ("etcd", "engine", "agent"):
+            if (m.name, daemon) in running and daemon != "agent":
+                continue
+            state = "runs" if (m.name, daemon) in running else "is not running"
+            print(f"    {m.name}: {daemon} {state}; the end of its log:", flush=True)
+            log = Path(m.state_dir) / "logs" / f"{daemon}.log"
+            lines = log.read_text(errors="replace").splitlines()[-8:] if log.exists() else []
+            for line in lines:
+                print(f"      {line}", flush=True)
+
+
+def repair(lab: LabInfo) -> None:
+    """Every machine powered on, cabled and running its daemons again."""
+    for m in lab.machines:
+        ops.heal(Path(lab.root), m.name)
+        ops.up_machine(Path(lab.root), m.name)
 
 
 # -- the campaign ----------------------------------------------------------------------------
@@ -227,14 +253,16 @@ async def campaign(lab: LabInfo, faults: int, seed: int, units_count: int, budge
     done: list[chaos.Fault] = []
     outcomes: list[chaos.Outcome] = []
     reported: set[tuple[str, str]] = set()
+    unsettled = 0
     try:
         for unit in units:
             (unit_dir / unit).write_text(unit_text(str(Path(lab.venv) / "bin" / "python"), script, logs))
         stackfleet(lab, "start", "--block-attempts", "60", *(str(unit_dir / u) for u in units))
-        where = await settle(registry, lab, logs, units)
-        if where is None:
-            print("the probe units did not settle", flush=True)
+        first = await settle(registry, lab, logs, units)
+        if isinstance(first, str):
+            print(f"the probe units did not settle: {first}", flush=True)
             return False
+        where = first
         for i in range(faults):
             fault = chaos.choose_fault(rng, where, controllers, lab.ttl)
             fault_at = now()
@@ -260,10 +288,16 @@ async def campaign(lab: LabInfo, faults: int, seed: int, units_count: int, budge
                     reported.add((a.name, b.name))
                     print(f"    OVERLAP {a.name} [{a.first:.3f}, {a.last:.3f}] and "
                           f"{b.name} [{b.first:.3f}, {b.last:.3f}]", flush=True)
-            if after is None:
-                print(f"the cluster did not settle within {SETTLE_TIMEOUT:.0f} s: campaign stopped",
-                      flush=True)
-                break
+            if isinstance(after, str):
+                unsettled += 1
+                print(f"    NOT SETTLED within {SETTLE_TIMEOUT:.0f} s: {after}", flush=True)
+                diagnose(lab)
+                repair(lab)
+                after = await settle(registry, lab, logs, units)
+                if isinstance(after, str):
+                    print(f"    still not settled after a repair ({after}): campaign stopped", flush=True)
+                    break
+                print("    settled again after restarting what was missing", flush=True)
             where = after
     finally:
         try:
@@ -277,7 +311,9 @@ async def campaign(lab: LabInfo, faults: int, seed: int, units_count: int, budge
     rows = chaos.summarize(done, outcomes, budget)
     print()
     print(chaos.format_summary(rows, overlap_count, min(gaps) if gaps else None, budget))
-    return overlap_count == 0 and sum(r.late for r in rows) == 0 and len(done) == faults
+    print(f"faults after which the cluster did not settle by itself: {unsettled}")
+    return (overlap_count == 0 and sum(r.late for r in rows) == 0 and len(done) == faults
+            and unsettled == 0)
 
 
 
