@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     asyncio.run(story())
     print("\nThe lab keeps running. Try `stackfleet list-units`, `stackfleet journal -f controller.service`,"
-          " `stackfleet connect controller.service`, `stackfleet lab status`; `stackfleet lab destroy` removes it all.")
+          " `stackfleet connect controller.service`, `stackfleet lab status`;"
+          " `stackfleet lab destroy` removes it but keeps the cloud's shared data, `--purge` deletes that too.")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`lab destroy` leaves nothing of the lab: processes, namespaces, links, address, root."""
+"""`lab destroy` leaves nothing of the lab: processes, namespaces, links, address, root; but
+for the shared data (the whole cloud), which only `--purge` deletes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from stackfleet.lab import client, net, nsprocs, ops
 from stackfleet.lab.plan import BRIDGES
 from stackfleet.lab.state import LabInfo, load_lab
+
+from .conftest import LAB_COUNTS
 
 pytestmark = pytest.mark.lab
 
@@ -59,10 +62,33 @@ def test_destroy_leaves_nothing(lab: LabInfo) -> None:
     pids = lab_pids(lab)
     assert pids
 
-    ops.destroy(root)
+    ops.destroy(root, purge=True)
 
     assert_nothing_left(lab, pids, supervisor)
     assert load_lab(root) is None
+
+
+def test_destroy_keeps_the_shared_data_and_the_next_lab_uses_it(lab: LabInfo) -> None:
+    root = Path(lab.root)
+    shared = Path(lab.shared_dir)
+    marker = shared / "mysql" / "ibdata1"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("the cloud")
+    supervisor = client.ping(root)
+    assert supervisor is not None
+    pids = lab_pids(lab)
+
+    ops.destroy(root)
+
+    assert not nsprocs.is_alive(supervisor)
+    assert [p for p in pids if nsprocs.is_alive(p)] == []
+    assert all(not net.link_exists(b) for b in BRIDGES)
+    assert load_lab(root) is None
+    assert sorted(p.name for p in root.iterdir()) == ["shared"]
+    assert marker.read_text() == "the cloud"
+
+    again = ops.up(root, LAB_COUNTS, kinds=tuple(lab.processes))
+    assert again.shared_dir == lab.shared_dir and marker.read_text() == "the cloud"
 
 
 def test_destroy_works_after_the_supervisor_crashed(lab: LabInfo) -> None:
@@ -74,7 +100,7 @@ def test_destroy_works_after_the_supervisor_crashed(lab: LabInfo) -> None:
     assert nsprocs.wait_gone([supervisor], 5.0) == []
     assert client.ping(root) is None
 
-    ops.destroy(root)
+    ops.destroy(root, purge=True)
 
     # The supervisor's orphans went to PID 1, which reaps late here: they must be dead,
     # but may linger as zombies of PID 1 for a while.

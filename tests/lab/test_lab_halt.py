@@ -15,7 +15,7 @@ import pytest
 from stackfleet.lab import client, nsprocs, ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.runtime import ProcessRuntime
-from stackfleet.runtime.procfs import all_stats
+from stackfleet.runtime.procfs import all_stats, read_stat
 
 from .conftest import poll
 from .faults import cli
@@ -34,6 +34,9 @@ def unit_text(command: str) -> str:
 ESCAPE = unit_text('setsid sh -c "unshare --net sleep 4242401 & sleep 4242402 & exit"; '
                    'exec sleep 4242403')
 DETACH = unit_text('setsid sh -c "sleep 4242411 & exit"; exec sleep 4242412')
+# setsid -f forks a child that leaves the unit's session; it enters a network namespace of its
+# own (unshare, then exec): a daemon the unit's process tree and session have both lost.
+NESTED = unit_text("setsid -f unshare --net sleep 4242421; exec sleep 4242422")
 
 
 def find(needle: str, ignore: frozenset[int] = frozenset()) -> list[int]:
@@ -55,6 +58,11 @@ def netns_of(pid: int) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+def holders(namespaces: set[tuple[int, int]]) -> list[int]:
+    """Every process in /proc whose network namespace is one of these (a zombie has none)."""
+    return [pid for pid in nsprocs.all_pids() if netns_of(pid) in namespaces]
 
 
 def machine_processes(netns: str) -> set[int]:
@@ -114,6 +122,26 @@ def test_halt_leaves_no_process_of_the_machine_alive(
             assert [p for p in before if nsprocs.is_alive(p)] == []
             assert find("sleep 42424", strangers) == []
             assert before <= set(killed)
+        finally:
+            ops.up_machine(root, compute)
+
+
+def test_halt_leaves_no_process_in_the_machines_network_namespaces_nested_ones_included(
+        lab: LabInfo, compute: str, tmp_path: Path) -> None:
+    root = Path(lab.root)
+    with started(lab, tmp_path, "nested.service", NESTED, "sleep 42424", 2) as strangers:
+        machine_ns = nsprocs.netns_id(compute)
+        (daemon,) = find("sleep 4242421", strangers)
+        nested_ns = netns_of(daemon)
+        assert machine_ns is not None and nested_ns is not None and nested_ns != machine_ns
+        stat = read_stat(daemon)
+        assert stat is not None and stat.session == daemon  # detached: a session of its own
+        namespaces = {machine_ns, nested_ns}
+        before = holders(namespaces)
+        assert daemon in before and len(before) > 2  # the machine's daemons, the unit, the shim
+        try:
+            ops.halt(root, compute)
+            assert holders(namespaces) == []
         finally:
             ops.up_machine(root, compute)
 

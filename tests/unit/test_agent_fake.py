@@ -126,6 +126,30 @@ def test_a_restarted_agent_adopts_the_running_unit_it_left(tmp_path: Path) -> No
     run(test)
 
 
+def test_a_restarted_agent_starts_again_a_run_its_machine_lost_but_not_one_that_failed(
+        tmp_path: Path) -> None:
+    runtime = FakeRuntime(tmp_path)
+    # The machine was halted and is back within the TTL: the shim died with it.
+    runtime.statuses[DB] = UnitStatus(DB, "failed", "dead", result="shim-died")
+    # This one failed by itself (Restart=no): a new agent leaves it as it ended.
+    runtime.statuses[NOVA] = UnitStatus(NOVA, "failed", "failed", result="exit-code")
+    cfg = config(tmp_path)
+    cfg.hashes_dir.mkdir(parents=True)
+    (cfg.hashes_dir / DB).write_text("h1 exclusive")
+    (cfg.hashes_dir / NOVA).write_text("h1 exclusive")
+
+    async def test(registry: FakeRegistry) -> None:
+        await schedule(registry, DB, "h1")
+        await schedule(registry, NOVA, "h1")
+        async with agent(registry, cfg, runtime):
+            await eventually(active(runtime, DB))
+            await asyncio.sleep(0.3)
+            assert runtime.started == [(DB, cfg.fence_file)]
+            assert await registry.locks() == {DB: MACHINE.id}  # started under its lock
+
+    run(test)
+
+
 def test_orphaned_processes_are_killed_before_a_start(tmp_path: Path) -> None:
     runtime = FakeRuntime(tmp_path)
     runtime.statuses[DB] = UnitStatus(DB, "inactive", "dead")

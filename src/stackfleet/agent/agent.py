@@ -128,7 +128,8 @@ class Agent:
             marker = self.config.hashes_dir / name
             unit = self.units.setdefault(name, r.UnitMemory())
             if marker.exists():
-                unit.launched_hash, *flags = marker.read_text().split()
+                launched, *flags = marker.read_text().split()
+                unit.launched_hash = r.adopted_launch(launched, self.runtime.status(name))
                 unit.exclusive = unit.holds_lock = "exclusive" in flags
                 unit.fence_on_lease_loss = "fence" in flags
             log.info("adopting %s left by an earlier agent", name)

@@ -152,6 +152,21 @@ def reconcile_unit(entry: ScheduleEntry | None, status: UnitStatus | None, memor
     return tasks + [Report(entry)]
 
 
+# Results of a run that its machine lost, not one that ended by itself: the shim died with the
+# machine (a halt, a reboot), or the fence stopped the unit while no agent ran to lift it.
+LOST_RESULTS = ("shim-died", "fenced")
+
+
+def adopted_launch(marker_hash: str, status: UnitStatus) -> str | None:
+    """The launch a new agent takes over from the marker an earlier agent left. A run the
+    machine lost is not taken over, so that it starts again (under its lock, as any launch),
+    as a machine starts its units at boot: else a machine back within the TTL, which the engine
+    never saw leave, would keep its exclusive units failed for good."""
+    if not status.running and status.result in LOST_RESULTS:
+        return None
+    return marker_hash
+
+
 def may_start(entry: ScheduleEntry, holds_lock: bool, now: float, stop_at: float,
               fence_on_lease_loss: bool = False) -> bool:
     """Whether a launch may go ahead, once the lock of an exclusive unit was asked for.

@@ -1,4 +1,10 @@
-"""`stackfleet status`: the state of units and the end of their journal, read in one shot."""
+"""`stackfleet status`: the state of units, their memory and CPU, and the end of their journal,
+read in one shot.
+
+Memory and CPU come from the unit's cgroup, read where the journal is read: in the machine's
+state dir, so on that machine, or from anywhere in the lab (whose machines share this host).
+Agents do not report them to etcd: that would be a write per unit per period, for a figure
+that only `status` shows."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +12,12 @@ import os
 from collections import deque
 from pathlib import Path
 
+from ..lab.plan import human_bytes
+from ..lab.report import human_cpu
 from ..registry.gateway import GatewayReader
 from ..registry.records import MachineRecord
 from ..runtime import ProcessRuntime
+from ..runtime.cgroup import Usage
 from ..unit import UnitInvalid, parse_unit
 from .errors import EXIT_NO_SUCH_UNIT, EXIT_NOT_ACTIVE, CommandError
 from .view import ClusterView
@@ -50,13 +59,29 @@ def status(reader: GatewayReader, args: argparse.Namespace) -> int:
             if s.main_pid:
                 print(f" Main PID: {s.main_pid}")
             if m is not None:
+                runtime = runtime_of(m)
+                for line in usage_lines(runtime.usage(name)):
+                    print(line)
                 print()
-                for line in tail(runtime_of(m).journal_path(name), args.lines):
+                for line in tail(runtime.journal_path(name), args.lines):
                     print(line)
             if s.active != "active":
                 code = EXIT_NOT_ACTIVE
         print()
     return code
+
+
+def usage_lines(usage: Usage | None) -> list[str]:
+    """systemctl status's Memory: and CPU: lines, from the unit's cgroup where this host can read
+    it (as the journal, in the machine's state dir: on that machine, or anywhere in the lab)."""
+    if usage is None:
+        return []
+    lines = []
+    if usage.memory_bytes is not None:
+        lines.append(f"   Memory: {human_bytes(usage.memory_bytes)}")
+    if usage.cpu_usec is not None:
+        lines.append(f"      CPU: {human_cpu(usage.cpu_usec)}")
+    return lines
 
 
 def _description(name: str, body: str) -> str:

@@ -11,7 +11,7 @@ from stackfleet.cli.arguments import count, lease_ttl
 from stackfleet.lab import client, ops
 from stackfleet.lab.net import IpError
 from stackfleet.lab.plan import Counts, PlanError
-from stackfleet.lab.report import format_status
+from stackfleet.lab.report import format_status, format_units
 from stackfleet.lab.state import ROOT_ENV, default_root
 
 Handler = Callable[[argparse.Namespace], int]
@@ -64,6 +64,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     print(format_status(ops.status(root_of(args))))
+    units = ops.unit_usage(root_of(args))
+    if units:
+        print()
+        print(format_units(units))
     return 0
 
 
@@ -87,8 +91,27 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return ops.exec_in(root_of(args), args.machine, command)
 
 
+def purge_confirmed(shared: Path) -> bool:
+    """Asks on the terminal before the shared data goes; without one, refuses (--yes says it)."""
+    print(f"lab destroy --purge will DELETE the shared data in {shared}: the whole cloud "
+          "(databases, images, instances).", file=sys.stderr)
+    if not sys.stdin.isatty():
+        print("stackfleet lab: error: --purge not confirmed (no terminal; pass --yes). "
+              "Nothing was destroyed.", file=sys.stderr)
+        return False
+    if input("Type 'delete' to confirm: ").strip() != "delete":
+        print("stackfleet lab: --purge not confirmed. Nothing was destroyed.", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_destroy(args: argparse.Namespace) -> int:
-    ops.destroy(root_of(args), say)
+    ops.require_root_user()  # before asking: a refusal after the answer would waste it
+    root = root_of(args)
+    shared = ops.shared_dir_of(root)
+    if args.purge and not args.yes and shared.exists() and not purge_confirmed(shared):
+        return 1
+    ops.destroy(root, say, purge=args.purge)
     return 0
 
 
@@ -116,7 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--only", help=argparse.SUPPRESS)
     up.set_defaults(func=guarded(cmd_up))
 
-    st = sub.add_parser("status", parents=[common], help="machines, states, processes, memory")
+    st = sub.add_parser("status", parents=[common], help="machines, states, processes, memory; "
+                        "memory and CPU per unit")
     st.set_defaults(func=guarded(cmd_status))
 
     for name, func, text in (
@@ -134,6 +158,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.set_defaults(func=guarded(cmd_exec))
 
-    de = sub.add_parser("destroy", parents=[common],
-                        help="stop everything, delete namespaces, links and the lab root")
+    de = sub.add_parser(
+        "destroy", parents=[common],
+        help="stop everything, delete namespaces, links and the lab root, but keep the shared data",
+        description="Stops every lab process and deletes the namespaces, links and the lab root. "
+                    "It keeps the shared data (ROOT/shared: the cloud's databases, images and "
+                    "instances), which a new `lab up` at the same root uses again. --purge deletes "
+                    "it too, after asking; without a terminal it needs --yes (else exit code 1).",
+    )
+    de.add_argument("--purge", action="store_true",
+                    help="also delete the shared data (asks first)")
+    de.add_argument("--yes", action="store_true", help="with --purge: do not ask")
     de.set_defaults(func=guarded(cmd_destroy))

@@ -36,7 +36,7 @@ from stackfleet.lab.processes import (
     etcd_data_dir,
     machine_processes,
 )
-from stackfleet.lab.report import MachineStatus, machine_state
+from stackfleet.lab.report import MachineStatus, UnitUsage, machine_state
 from stackfleet.lab.state import (
     LabInfo,
     MachineInfo,
@@ -48,15 +48,18 @@ from stackfleet.lab.state import (
     save_lab,
 )
 from stackfleet.lab.supervisor import LOG_NAME, PID_NAME, SOCKET_NAME, kill_machine, lab_group
-from stackfleet.runtime import cgroup
+from stackfleet.runtime import ProcessRuntime, cgroup
 
 Say = Callable[[str], None]
 DEFAULT_TTL = 5
 ETCD_READY_TIMEOUT = 30.0
 AGENTS_JOIN_TIMEOUT = 30.0
 # Everything `up` puts in a root; destroy removes exactly these, so a mistaken --root
-# pointing at a directory with other content loses nothing else.
-ROOT_ENTRIES = ("machines", "shared", "lab.json", "lab.json.tmp", SOCKET_NAME, PID_NAME, LOG_NAME)
+# pointing at a directory with other content loses nothing else. The shared data (the cloud's
+# databases, images and instances) goes only with purge=True.
+SHARED_ENTRY = "shared"
+ROOT_ENTRIES = ("machines", SHARED_ENTRY, "lab.json", "lab.json.tmp", SOCKET_NAME, PID_NAME,
+                LOG_NAME)
 
 
 class LabError(RuntimeError):
@@ -372,6 +375,25 @@ def status(root: Path) -> list[MachineStatus]:
     return rows
 
 
+def unit_usage(root: Path) -> list[UnitUsage]:
+    """Memory and CPU of every unit the machines' runtimes hold, read from each unit's cgroup
+    in the machine's state dir on this host: no request to etcd or to the agents."""
+    require_root_user()
+    lab = require_lab(root)
+    hierarchies = cgroup.detect()
+    rows: list[UnitUsage] = []
+    for m in lab.machines:
+        runtime = ProcessRuntime(Path(m.state_dir) / "runtime", hostname=m.name,
+                                 hierarchies=hierarchies)
+        for name in runtime.units():
+            usage = runtime.usage(name)
+            status = runtime.status(name)
+            if usage is None or (usage.memory_bytes is None and usage.cpu_usec is None):
+                continue  # no cgroup (any more): a stopped unit
+            rows.append(UnitUsage(name, m.name, status.active, usage.memory_bytes, usage.cpu_usec))
+    return rows
+
+
 # -- tearing down ---------------------------------------------------------------------------
 
 
@@ -396,8 +418,15 @@ def stop_supervisor(root: Path, say: Say) -> None:
         nsprocs.terminate([pid])
 
 
-def remove_root(root: Path, say: Say) -> None:
+def shared_dir_of(root: Path) -> Path:
+    """Where a lab at `root` keeps its shared storage (LabInfo.shared_dir, also without one)."""
+    return root.resolve() / SHARED_ENTRY
+
+
+def remove_root(root: Path, say: Say, purge: bool) -> None:
     for entry in ROOT_ENTRIES:
+        if entry == SHARED_ENTRY and not purge:
+            continue
         path = root / entry
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -408,7 +437,8 @@ def remove_root(root: Path, say: Say) -> None:
     except FileNotFoundError:
         pass
     except OSError:
-        say(f"left {root} in place: it holds files the lab did not create")
+        if purge or not (root / SHARED_ENTRY).exists():
+            say(f"left {root} in place: it holds files the lab did not create")
 
 
 def remove_cgroups(say: Say) -> None:
@@ -423,8 +453,9 @@ def remove_cgroups(say: Say) -> None:
     group.remove()
 
 
-def destroy(root: Path, say: Say = quiet) -> None:
-    """Stops every lab process, the supervisor, and removes the links and the root.
+def destroy(root: Path, say: Say = quiet, purge: bool = False) -> None:
+    """Stops every lab process, the supervisor, and removes the links and the root, but for
+    the shared data (ROOT/shared: the whole cloud), which only `purge` deletes.
 
     Works without a supervisor (crashed) and without lab.json (a half-built lab): it falls
     back to the namespaces and PIDs it finds.
@@ -443,5 +474,8 @@ def destroy(root: Path, say: Say = quiet) -> None:
         net.delete_machine(m)
     remove_cgroups(say)
     net.delete_bridges()
-    remove_root(root, say)
+    remove_root(root, say, purge)
     say(f"lab destroyed ({len(machines)} machines)")
+    shared = shared_dir_of(root)
+    if not purge and shared.exists():
+        say(f"kept the shared data in {shared}; `stackfleet lab destroy --purge` deletes it")

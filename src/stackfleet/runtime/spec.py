@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from stackfleet.unit.values import ExecCommand, parse_boolean, parse_environment, parse_exec, parse_timespan
+from stackfleet.unit.values import (
+    ExecCommand,
+    parse_boolean,
+    parse_cpu_quota,
+    parse_environment,
+    parse_exec,
+    parse_memory_max,
+    parse_timespan,
+)
 
 RESTART_POLICIES = ("no", "always", "on-success", "on-failure", "on-abnormal", "on-abort",
                     "on-watchdog")
@@ -190,51 +197,6 @@ class ServiceSpec:
             memory_max=_optional(_json_int, data.get("memory_max")),
             cpu_quota=_optional(_json_float, data.get("cpu_quota")),
         )
-
-
-_SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5,
-                  "E": 1024**6}
-
-
-def parse_memory_max(text: str) -> int | None:
-    """MemoryMax=: bytes with an optional K/M/G/T/P/E suffix (base 1024), a percentage of
-    the physical memory, or infinity (None)."""
-    if text == "infinity":
-        return None
-    if text.endswith("%"):
-        percent = _parse_percent(text)
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * percent / 100)
-    number, suffix = (text[:-1], text[-1].upper()) if text[-1:].isalpha() else (text, "")
-    if suffix not in _SIZE_SUFFIXES:
-        raise ValueError("expected bytes with an optional K, M, G, T, P or E suffix, a "
-                         "percentage, or infinity")
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError("expected a size such as 512M, 2G or 50%") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError("expected a size >= 0")
-    return int(value * _SIZE_SUFFIXES[suffix])
-
-
-def parse_cpu_quota(text: str) -> float:
-    """CPUQuota=: a percentage of one CPU (above 100% for more than one); in CPUs."""
-    if not text.endswith("%"):
-        raise ValueError("expected a percentage such as 20% or 200%")
-    percent = _parse_percent(text)
-    if percent <= 0:
-        raise ValueError("expected a percentage above 0%")
-    return percent / 100
-
-
-def _parse_percent(text: str) -> float:
-    try:
-        value = float(text[:-1])
-    except ValueError:
-        raise ValueError("expected a number before %") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError("expected a percentage >= 0")
-    return value
 
 
 def _parse_account(text: str) -> str:

@@ -12,9 +12,16 @@ from collections.abc import Callable, Iterable
 from .errors import Problem, UnitError
 from .names import UnitName
 from .parser import Entry, Section, effective
-from .specifiers import uses_instance
+from .specifiers import LITERAL_KEYS, uses_instance
 from .support import DIRECTIVES, directive
-from .values import parse_boolean, parse_environment, parse_exec, parse_timespan
+from .values import (
+    parse_boolean,
+    parse_cpu_quota,
+    parse_environment,
+    parse_exec,
+    parse_memory_max,
+    parse_timespan,
+)
 
 FLEET_SECTION = "X-Fleet"
 STACKFLEET_SECTION = "X-Stackfleet"  # our own options (stackfleet.py), so that [X-Fleet] stays fleet's
@@ -116,6 +123,22 @@ def _working_directory(value: str) -> object:
     return path if path == "~" else _path(path, "working directory", "WorkingDirectory=/srv/web or ~")
 
 
+def _memory_max(value: str) -> object:
+    try:
+        return parse_memory_max(value)
+    except ValueError as exc:
+        raise Problem(str(exc), "write bytes with K, M, G, T, P or E (base 1024), a percentage of "
+                      "the physical memory up to 100%, or infinity, e.g. MemoryMax=512M") from None
+
+
+def _cpu_quota(value: str) -> object:
+    try:
+        return parse_cpu_quota(value)
+    except ValueError as exc:
+        raise Problem(str(exc), "write a percentage of one CPU, above 100% for more than one, "
+                      "e.g. CPUQuota=20% or CPUQuota=150%") from None
+
+
 def _environment(value: str) -> object:
     try:
         return parse_environment([value])
@@ -131,6 +154,8 @@ VALUE_CHECKS: dict[tuple[str, str], Callable[[str], object]] = {
     ("Service", "Environment"): _environment,
     ("Service", "EnvironmentFile"): _environment_file,
     ("Service", "WorkingDirectory"): _working_directory,
+    ("Service", "MemoryMax"): _memory_max,
+    ("Service", "CPUQuota"): _cpu_quota,
     ("Service", "StartLimitBurst"): _count,
     ("Unit", "StartLimitBurst"): _count,
     ("Unit", "StartLimitIntervalSec"): _timespan,
@@ -170,7 +195,7 @@ def _entry_errors(section: str, entry: Entry, name: UnitName, path: str) -> list
         return []
     if name.is_template and uses_instance(entry.raw):
         return []  # judged once the template is instantiated
-    if "%" in entry.raw and entry.value == entry.raw:
+    if "%" in entry.raw and entry.value == entry.raw and (section, entry.key) not in LITERAL_KEYS:
         return []  # expansion failed (it always removes a '%'); that error is already reported
     try:
         check(entry.value)

@@ -8,6 +8,9 @@ SUPPORTED = "%n %N %p %i %%"
 # Specifiers systemd resolves from the host; a unit using one names its host-side
 # meaning, which stackfleet cannot supply at submit time.
 SYSTEMD_ONLY = frozenset("aAbBCdEfgGhHIjJlLmMoPqsStTuUvVwWyY")
+# (section, key) whose values systemd takes as written, without specifiers: there a '%' is a
+# percentage (MemoryMax=50%, CPUQuota=20%).
+LITERAL_KEYS = frozenset({("Service", "MemoryMax"), ("Service", "CPUQuota")})
 
 
 def expand(value: str, name: UnitName) -> str:

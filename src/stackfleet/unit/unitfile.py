@@ -12,7 +12,7 @@ from .model import Constraints
 from .names import UnitName, check_unit_name
 from .parser import Entry, Section, effective, parse_sections
 from .schema import FLEET_SECTION, STACKFLEET_SECTION, schema_errors
-from .specifiers import expand
+from .specifiers import LITERAL_KEYS, expand
 from .stackfleet import StackfleetOptions, stackfleet_options
 
 
@@ -75,6 +75,9 @@ def _expanded(sections: tuple[Section, ...], name: UnitName, path: str,
     for section in sections:
         entries = []
         for entry in section.entries:
+            if (section.name, entry.key) in LITERAL_KEYS:
+                entries.append(replace(entry, value=entry.raw))
+                continue
             try:
                 entries.append(replace(entry, value=expand(entry.raw, name)))
             except Problem as p:

@@ -1,11 +1,14 @@
-"""Parsers for the values of systemd unit options: time spans, command lines, environment.
+"""Parsers for the values of systemd unit options: time spans, command lines, environment,
+resource limits.
 
-Pure functions: no I/O. The rules follow systemd.time(7), systemd.service(5) ("Command lines")
-and systemd.exec(5) (Environment=, EnvironmentFile=).
+Pure functions: no I/O. The rules follow systemd.time(7), systemd.service(5) ("Command lines"),
+systemd.exec(5) (Environment=, EnvironmentFile=) and systemd.resource-control(5) (MemoryMax=,
+CPUQuota=).
 """
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,6 +58,64 @@ def parse_timespan(text: str) -> float:
         total += float(number) * _UNIT_SECONDS[unit]
         pos = match.end()
     return total
+
+
+# --- resource limits --------------------------------------------------------------------------
+# systemd.resource-control(5): sizes are parse_size() with base 1024, percentages are
+# parse_permyriad(): "%" with up to two decimals, "‰" with one, "‱" whole.
+
+_SIZE_FACTORS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4,
+                 "P": 1024**5, "E": 1024**6}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]?)")
+_PERCENT = re.compile(r"(\d+)(?:\.(\d+))?(%|‰|‱)")
+_PER_MYRIAD = {"%": (100, 2), "‰": (10, 1), "‱": (1, 0)}  # per ten thousand, decimals allowed
+
+
+def parse_permyriad(text: str) -> int:
+    """A percentage (or per mille, per myriad) in parts per ten thousand: '20%' -> 2000."""
+    match = _PERCENT.fullmatch(text.strip())
+    if match is None:
+        raise ValueError("expected a percentage such as 20% (or 200‰, 2000‱)")
+    whole, fraction, sign = match[1], match[2] or "", match[3]
+    factor, decimals = _PER_MYRIAD[sign]
+    if len(fraction) > decimals:
+        raise ValueError(f"at most {decimals} decimals before {sign}")
+    # the decimals allowed are exactly those of one part in ten thousand
+    return int(whole) * factor + (int(fraction.ljust(decimals, "0")) if decimals else 0)
+
+
+def parse_memory_max(text: str, physical: int | None = None) -> int | None:
+    """MemoryMax=: bytes with an optional K, M, G, T, P or E suffix (base 1024), a percentage
+    of the physical memory (`physical` bytes; default this host's) up to 100%, or infinity
+    (None). systemd refuses 0 and anything else."""
+    text = text.strip()
+    if text == "infinity":
+        return None
+    if text[-1:] in _PER_MYRIAD:
+        myriad = parse_permyriad(text)
+        if myriad > 10_000:
+            raise ValueError("a percentage of the physical memory must be at most 100%")
+        if physical is None:
+            physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limit = physical * myriad // 10_000
+    else:
+        match = _SIZE.fullmatch(text)
+        if match is None:
+            raise ValueError("expected a size such as 512M, 2G or 50%, or infinity")
+        if match[2] not in _SIZE_FACTORS:
+            raise ValueError(f"unknown suffix {match[2]!r}: use K, M, G, T, P or E (base 1024)")
+        limit = int(float(match[1]) * _SIZE_FACTORS[match[2]])
+    if limit <= 0:
+        raise ValueError("a memory limit must be above 0 (infinity for none)")
+    return limit
+
+
+def parse_cpu_quota(text: str) -> float:
+    """CPUQuota=: a percentage of one CPU, above 100% for more than one; in CPUs (0.2 for 20%)."""
+    myriad = parse_permyriad(text)
+    if myriad <= 0:
+        raise ValueError("expected a percentage above 0%")
+    return myriad / 10_000
 
 
 # --- booleans ---------------------------------------------------------------------------------
