@@ -156,6 +156,7 @@ def test_lease_keeper_renews_adopts_and_reports_expiry(etcd: LocalEtcd) -> None:
             with pytest.raises(LeaseExpired):
                 await other.renew()
             assert not await r.lease_keeper(2).adopt(lease)
+            await other.discard(lease)  # gone already: no error
 
     run(body())
 

@@ -330,3 +330,26 @@ def test_a_second_agent_with_the_same_machine_id_refuses_to_run(tmp_path: Path) 
             assert (await registry.machines())[MACHINE.id] == MACHINE
 
     run(test)
+
+
+def test_a_restarted_agent_takes_over_the_record_of_its_own_expired_lease(tmp_path: Path) -> None:
+    """etcd revokes expired leases in passes of its own: until then, the machine record of the
+    previous process's lease is still there, and must not read as a second live agent."""
+    cfg = config(tmp_path)
+    cfg.state_dir.mkdir(parents=True)
+
+    async def test(registry: FakeRegistry) -> None:
+        old = registry.grant_lease(2)
+        await registry.register_machine(MACHINE, old)
+        cfg.lease_file.write_text(str(old))
+        seen_by_etcd = registry.granted_ttl
+
+        def expired_but_not_revoked(lease_id: int) -> int:
+            return 0 if lease_id == old else seen_by_etcd(lease_id)
+        registry.granted_ttl = expired_but_not_revoked  # type: ignore[method-assign]
+        async with agent(registry, cfg, FakeRuntime(tmp_path)) as a:
+            await eventually(lambda: _true(a.member))
+            assert a.keeper.lease_id not in (0, old)
+            assert registry._lease_of[("machines", MACHINE.id)] == a.keeper.lease_id
+
+    run(test)

@@ -140,6 +140,10 @@ class Agent:
         if adopted:
             log.info("kept lease %x of the previous agent process", previous)
         else:
+            if previous:
+                # Ours, and expired, but etcd revokes expired leases in passes of its own: until
+                # then the machine record it holds looks like a second live agent with our id.
+                await self.keeper.discard(previous)
             await self.keeper.grant()
             self.config.lease_file.write_text(str(self.keeper.lease_id))
         try:

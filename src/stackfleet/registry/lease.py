@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import grpc
 from aetcd import rpc
+from aetcd.exceptions import ClientError
 
 from .connection import RETRYABLE, EtcdConnection, EtcdUnavailable
 
@@ -105,8 +106,13 @@ class EtcdLeases:
             self._stream = None
 
     async def revoke(self, lease_id: int) -> None:
+        """Revoke the lease; one that is gone already is no error."""
         self._drop_stream()
-        await self.conn.call(lambda c: c.revoke_lease(lease_id))
+        try:
+            await self.conn.call(lambda c: c.revoke_lease(lease_id))
+        except ClientError as err:
+            if "lease not found" not in str(err):
+                raise
 
 
 class LeaseKeeper:
@@ -175,6 +181,10 @@ class LeaseKeeper:
             except EtcdUnavailable as err:
                 log.warning("lease %x: renewal failed: %s", self.lease_id, err)
             await asyncio.sleep(self.interval)
+
+    async def discard(self, lease_id: int) -> None:
+        """Revoke a lease of an earlier process of ours that could not be adopted."""
+        await self.leases.revoke(lease_id)
 
     async def revoke(self) -> None:
         if self.lease_id:
