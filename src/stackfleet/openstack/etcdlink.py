@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from ..registry.interface import RegistryAPI
 from ..registry.lease import LeaseKeeper
+from ..runtime.files import write_json_atomic
 from .link import followed_address
 from .settings import PASSWORD_KEYS
 
@@ -27,6 +28,13 @@ SECRET_PREFIX = "fernet:"
 def key_file(shared_dir: Path) -> Path:
     """Where the cluster's settings key lives: on the shared storage, readable by root only."""
     return shared_dir / "secrets" / "settings.key"
+
+
+def kept_settings_file(key: Path) -> Path:
+    """The settings as stored in etcd (passwords sealed), kept beside their key on the shared
+    storage: the data there was made with these passwords, and must find them again when a new
+    etcd cluster (a `lab destroy` that kept the data, then `lab up`) knows none."""
+    return key.parent / "settings.json"
 
 
 class SecretBox:
@@ -80,11 +88,31 @@ class EtcdClusterLink:
 
     async def set_setting(self, key: str, value: str) -> None:
         await self.registry.set_setting(key, self.box.seal(key, value))
+        await self._keep_copy()
 
     async def add_settings(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Kept settings come first, so the passwords the shared data was made with win over
+        freshly generated ones."""
+        kept = self._kept()
+        for key, sealed in kept.items():
+            await self.registry.setting_if_absent(key, sealed)
         for key, value in values.items():
-            await self.registry.setting_if_absent(key, self.box.seal(key, value))
+            if key not in kept:
+                await self.registry.setting_if_absent(key, self.box.seal(key, value))
+        await self._keep_copy()
         return await self.settings()
+
+    def _kept(self) -> dict[str, str]:
+        try:
+            kept = json.loads(kept_settings_file(self.box.key_file).read_text())
+        except FileNotFoundError:
+            return {}
+        return {str(k): str(v) for k, v in kept.items()}
+
+    async def _keep_copy(self) -> None:
+        copy = kept_settings_file(self.box.key_file)
+        copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_json_atomic(copy, await self.registry.settings(), mode=0o600, indent=1)
 
     async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
         if self._keeper is None:
