@@ -61,8 +61,9 @@ class Browser:
 
     def open_instances(self, step: str) -> str:
         """Project -> Compute -> Instances through the side menu's link; returns the table text."""
-        link = self.wait_for("a[href='/project/instances/']")
-        self.driver.execute_script("arguments[0].click();", link)  # the menu may be collapsed
+        # The side menu opens Project and Compute on the overview that a login lands on.
+        WebDriverWait(self.driver, PAGE_TIMEOUT).until(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, "#sidebar a[href='/project/instances/']"))).click()
         table = self.wait_for("table#instances")
         self.shot(f"{step}-3-instances")
         return str(table.text)
