@@ -21,8 +21,18 @@ from stackfleet.openstack.role_supervisor import _children_of
 from stackfleet.openstack.venv import REPO_ROOT, default_venv
 from stackfleet.runtime.procfs import is_running, send
 
+from . import browser as browser_mod
+
 ADDRESS = "127.0.0.1"
 READY_TIMEOUT = 240.0
+# Lines for the run's summary (where the screenshots are, what was measured): pytest captures a
+# passing test's output, and CI's log should still say where the artifacts went.
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in dict.fromkeys(SUMMARY):
+        terminalreporter.write_line(line)
 
 
 def _missing() -> str | None:
@@ -181,3 +191,18 @@ def cloud(tmp_path_factory):
     for name, value in cloud.measured.items():
         print(f"MEASURED {name}: {value:.1f}")
     shutil.rmtree(cloud.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One chromium per module: in the roles module it stays open while the controller moves."""
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    for tool in (browser_mod.CHROMIUM, browser_mod.CHROMEDRIVER):
+        if not os.access(tool, os.X_OK):
+            pytest.skip(f"needs {tool}: run scripts/install (chromium, chromium-driver)")
+    b = browser_mod.Browser(browser_mod.ARTIFACTS)
+    yield b
+    b.quit()
+    SUMMARY.extend(f"screenshot {path}" for path in b.shots)

@@ -1,8 +1,9 @@
 """The roles with real services, stand-alone on 127.0.0.1.
 
-One cloud per module, in order: cold start and the README's workflow; a dead service restarted;
-SIGKILL of the whole control plane and a restart on the same data with nothing lost, then at
-another address with compute following; a forced second bootstrap that changes nothing; SIGTERM
+One cloud per module, in order: cold start and the README's workflow; the dashboard in chromium
+lists its server; a dead service restarted; SIGKILL of the whole control plane and a restart on
+the same data with nothing lost, then at another address with compute following, and the
+dashboard there; a forced second bootstrap that changes nothing; SIGTERM
 that leaves no process behind; the HA_MODE guard; and a DVR cloud whose routers are distributed,
 with SNAT on the network machine.
 """
@@ -17,11 +18,12 @@ import time
 
 import pytest
 
-from stackfleet.openstack.probes import http_answers
+from stackfleet.openstack.probes import http_answers, http_status
 from stackfleet.openstack.services import port
 from stackfleet.openstack.venv import default_venv
 
 from .conftest import ADDRESS, descendants
+from .test_dashboard import the_dashboard_lists_the_server
 
 pytestmark = pytest.mark.openstack
 
@@ -56,6 +58,13 @@ def test_cold_start_then_the_sample_workflow_boots_a_server(cloud):
     assert {key: settings[key] for key in HOSTILE} == HOSTILE
     assert not os.path.exists("/tmp/sf-pwned")
     assert oct((cloud.cluster / "settings.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_dashboard_lists_the_seeded_server(cloud, browser):
+    # Ready included the dashboard: its login page answered 200 before the controller said so.
+    assert cloud.published()["ready"]["horizon"] is True
+    assert asyncio.run(http_status(ADDRESS, port("horizon"), "/auth/login/")) == 200
+    the_dashboard_lists_the_server(cloud, browser, ADDRESS, "roles-1-at-127.0.0.1")
 
 
 def _api_pid(cloud, module: str) -> int:
@@ -113,6 +122,13 @@ def test_the_controller_moves_to_another_address_and_compute_follows(cloud):
     cloud.workflow("boot-check", cloud.root / "record.json")
     cloud.measured["new address to the first new server ACTIVE, s"] = time.monotonic() - started
     assert "controller moved to 127.0.0.2; restarting nova-compute" in cloud.output("compute")
+
+
+def test_the_dashboard_at_the_new_address_lists_the_same_server(cloud, browser):
+    """The browser, still open from before the move, logs in again at the new address. (The same
+    URL would keep working with the virtual IP that follows the controller, not built yet.)"""
+    assert cloud.published()["ready"]["horizon"] is True
+    the_dashboard_lists_the_server(cloud, browser, "127.0.0.2", "roles-2-at-127.0.0.2")
 
 
 

@@ -1,4 +1,6 @@
 import configparser
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,24 @@ def test_rabbitmq_user_comes_from_the_settings():
     text = configs.rabbitmq_advanced_config(site)
     assert f"{{default_pass, <<\"{site.settings.password('rabbit_password')}\"/utf8>>}}" in text
     assert "default_pass" not in configs.rabbitmq_conf(site)
+
+
+@pytest.mark.parametrize("mode,distributed,ha", [("L3_HA", False, True), ("DVR", True, False)])
+def test_horizon_gets_the_site_values_and_router_options_of_ha_mode(mode, distributed, ha):
+    site = make_site(ha_mode=mode)
+    data = json.loads(configs.horizon_dashboard_json(site))
+    assert data["keystone_url"] == "http://10.9.0.5:5000/v3"
+    assert data["memcached"] == "10.9.0.5:11211"
+    assert data["secret_key"] == site.settings.password("horizon_secret_key")
+    assert len(data["secret_key"]) >= 32
+    assert data["neutron_network"] == {"enable_router": True, "enable_ha_router": ha,
+                                       "enable_distributed_router": distributed}
+
+
+def test_horizon_carries_any_secret_key_exactly():
+    site = make_site()
+    hostile = "k\"e\\y' {%}$(x) #ünï"
+    passwords = dict(site.settings.passwords, horizon_secret_key=hostile)
+    site = dataclasses.replace(site, settings=dataclasses.replace(site.settings,
+                                                                  passwords=passwords))
+    assert json.loads(configs.horizon_dashboard_json(site))["secret_key"] == hostile

@@ -84,7 +84,7 @@ def test_the_controller_renders_the_same_files_as_before():
     assert sorted(controller.render(make_site())) == sorted([
         "keystone/keystone.conf", "glance/glance-api.conf", "placement/placement.conf",
         "nova/nova.conf", "neutron/neutron.conf", "neutron/ml2_conf.ini",
-        "rabbitmq/rabbitmq.conf", "rabbitmq/advanced.config", "rabbitmq/enabled_plugins",
+        "horizon/dashboard.json", "rabbitmq/rabbitmq.conf", "rabbitmq/advanced.config", "rabbitmq/enabled_plugins",
         "rabbitmq/rabbitmq-env.conf"])
     ml2 = controller.render(make_site())["neutron/ml2_conf.ini"]
     assert "stackfleet_fallback" in ml2
@@ -113,7 +113,7 @@ def test_uwsgi_specs_carry_the_config_env_and_options(tmp_path):
     run, site = run_for(tmp_path), make_site(address="10.9.0.5")
     specs = {p.name: controller.uwsgi_spec(run, site, s, p) for s, p in controller.uwsgi_processes()}
     assert set(specs) == {"keystone", "glance", "placement", "nova-api", "nova-metadata",
-                          "neutron-api"}
+                          "neutron-api", "horizon"}
     nova = specs["nova-api"]
     assert nova.env == {"OS_NOVA_CONFIG_DIR": str(tmp_path / "state/etc/nova"),
                         "OS_NOVA_CONFIG_FILES": "/venv/etc/nova/api-paste.ini;nova.conf"}
@@ -123,6 +123,25 @@ def test_uwsgi_specs_carry_the_config_env_and_options(tmp_path):
     assert "--http-raw-body" not in specs["keystone"].argv
     assert specs["keystone"].env == {"OS_KEYSTONE_CONFIG_DIR": str(tmp_path / "state/etc/keystone")}
     assert all(s.stop_signal == signal.SIGINT for s in specs.values())
+
+
+def test_horizon_is_served_on_port_80_with_its_static_files_from_the_venv(tmp_path):
+    run, site = run_for(tmp_path), make_site(address="10.9.0.5")
+    svc, proc = services.process("horizon")
+    spec = controller.uwsgi_spec(run, site, svc, proc)
+    assert "openstack_dashboard.wsgi:application" in spec.argv and "10.9.0.5:80" in spec.argv
+    static = spec.argv[spec.argv.index("--static-map") + 1]
+    assert static == "/static=/venv/var/horizon/static"
+    assert spec.env == {"STACKFLEET_HORIZON_CONFIG_DIR": str(tmp_path / "state/etc/horizon")}
+    # Its secret key is a generated setting like a password; it has no database and no user.
+    assert "horizon_secret_key" in settings.PASSWORD_KEYS
+    assert svc.databases == () and svc.user_password_key is None
+    assert "horizon==27.0.0" in services.pins()
+
+
+def test_horizon_is_ready_only_when_its_login_page_answers_200():
+    assert services.process("horizon")[1].probe_status == 200
+    assert all(p.probe_status is None for _, p in services.apis() if p.name != "horizon")
 
 
 def test_command_specs_pass_each_config_file(tmp_path):
@@ -141,7 +160,7 @@ def test_command_specs_pass_each_config_file(tmp_path):
 def test_readiness_names_are_the_published_ones(tmp_path):
     assert set(controller.probes(make_site())) == {
         "mariadb", "rabbitmq", "memcached", "keystone", "glance", "placement", "nova-api",
-        "nova-metadata", "neutron-api"}
+        "nova-metadata", "neutron-api", "horizon"}
     assert admin.user_apis() == {"keystone": (5000, "/v3"), "glance": (9292, "/"),
                                  "nova": (8774, "/"), "neutron": (9696, "/")}
 

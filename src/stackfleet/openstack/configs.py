@@ -5,6 +5,7 @@ never an edit. All services bind to, or talk to, management addresses given here
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,6 +301,21 @@ def metadata_agent_ini(site: Site) -> str:
                     "metadata_proxy_shared_secret": site.settings.password("metadata_secret"),
                     "metadata_proxy_socket": site.state / "neutron" / "metadata_proxy"},
     })
+
+
+def horizon_dashboard_json(site: Site) -> str:
+    """The dashboard's per-site values, read by dashboard_settings.py at every start. Nothing here
+    reaches a compressed template, so a new address or key keeps the install's offline
+    compression valid. JSON carries any value exactly."""
+    dvr = site.settings.ha_mode == "DVR"
+    return json.dumps({
+        "secret_key": site.settings.password("horizon_secret_key"),
+        "keystone_url": url(site, "keystone", "/v3"),
+        "memcached": f"{site.controller}:{port('memcached')}",
+        # HA_MODE decides which kind of router the create form offers, as for Neutron itself.
+        "neutron_network": {"enable_router": True, "enable_ha_router": not dvr,
+                            "enable_distributed_router": dvr},
+    }, indent=2) + "\n"
 
 
 def rabbitmq_conf(site: Site) -> str:

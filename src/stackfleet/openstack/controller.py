@@ -22,7 +22,7 @@ from pathlib import Path
 
 from stackfleet.openstack import configs, services, shared_data
 from stackfleet.openstack.configs import Site
-from stackfleet.openstack.probes import http_answers, tcp_open, wait_until
+from stackfleet.openstack.probes import http_ready, tcp_open, wait_until
 from stackfleet.openstack.role_context import RoleRun
 from stackfleet.openstack.role_supervisor import ServiceSpec
 from stackfleet.openstack.services import Command, Process, Service, Uwsgi, port
@@ -56,7 +56,8 @@ def uwsgi_spec(run: RoleRun, site: Site, svc: Service, proc: Process) -> Service
             # One process, no master: the runner supervises it, and a master would double the
             # memory (its copy of the app diverges from the worker's as Python touches it).
             "--processes", "1", "--threads", "4", "--enable-threads",
-            "--die-on-term", "--need-app", "--buffer-size", "65535", *served.options]
+            "--die-on-term", "--need-app", "--buffer-size", "65535",
+            *(option.format(venv=site.venv) for option in served.options)]
     env = {served.config_dir_env: run.etc(svc.name)}
     env.update({name: value.format(venv=site.venv) for name, value in served.env})
     # SIGINT is uWSGI's immediate shutdown; the APIs hold no state of their own.
@@ -140,7 +141,8 @@ def probes(site: Site) -> dict[str, Callable[[], Awaitable[bool]]]:
         for item in services.INFRA if item.probed}
     for _, proc in services.apis():
         assert proc.port is not None and proc.probe_path is not None
-        checks[proc.name] = functools.partial(http_answers, a, proc.port, proc.probe_path)
+        checks[proc.name] = functools.partial(http_ready, a, proc.port, proc.probe_path,
+                                              proc.probe_status)
     return checks
 
 

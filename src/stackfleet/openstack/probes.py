@@ -41,6 +41,14 @@ async def http_answers(host: str, port: int, path: str = "/", timeout: float = 3
     return status is not None and status < 500
 
 
+async def http_ready(host: str, port: int, path: str, status: int | None,
+                     timeout: float = 3.0) -> bool:
+    """Exactly `status` if one is wanted, else any answer below 500 (see http_answers)."""
+    if status is None:
+        return await http_answers(host, port, path, timeout)
+    return await http_status(host, port, path, timeout) == status
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float,
                      say: Callable[[str], None] = print, interval: float = 0.2) -> float:
     """Polls an async check until it is true; returns the seconds waited, raises on timeout."""

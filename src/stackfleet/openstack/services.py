@@ -22,7 +22,7 @@ class Uwsgi:
     """A WSGI app served by one uWSGI process of its own."""
     module: str                     # served as MODULE:application
     config_dir_env: str             # the variable that points the app at STATE/etc/SERVICE
-    # More variables; "{venv}" stands for the OpenStack venv.
+    # More variables; "{venv}" stands for the OpenStack venv, here and in the options.
     env: tuple[tuple[str, str], ...] = ()
     options: tuple[str, ...] = ()   # more uWSGI options
 
@@ -46,6 +46,7 @@ class Process:
     served: Uwsgi | Command
     port: int | None = None         # APIs only
     probe_path: str | None = None   # APIs: GET this without auth; any answer below 500 is ready
+    probe_status: int | None = None  # ... unless this is set: then only this status is
     catalog: Catalog | None = None
     user_api: bool = False          # clients talk to it; a controller failover is timed until it answers
     ready_when_alive: bool = True   # commands: reported ready while the process runs
@@ -100,6 +101,8 @@ INFRA = (
 # Glance takes image bodies in chunks from clients that stream them.
 GLANCE_UWSGI = ("--http-raw-body", "--http-auto-chunked", "--chunked-input-limit", "10485760")
 NEUTRON_FILES = ("neutron.conf", "ml2_conf.ini")
+# Horizon's static files, collected and compressed by scripts/install-openstack, served by uWSGI.
+HORIZON_STATIC = "{venv}/var/horizon/static"
 
 SERVICES = (
     Service(
@@ -149,6 +152,18 @@ SERVICES = (
             Process("neutron-periodic-workers", Command(NEUTRON_FILES), ready_when_alive=False),
         ),
         databases=("neutron",)),
+    Service(
+        # The dashboard: its settings are stackfleet.openstack.dashboard_settings, where the values
+        # that reach the offline-compressed templates are fixed and the per-site ones come from
+        # horizon/dashboard.json. Port 80, so the dashboard is at http://CONTROLLER/.
+        "horizon", "horizon==27.0.0",
+        configs=(ConfigFile("horizon/dashboard.json", "horizon_dashboard_json"),),
+        processes=(Process("horizon", Uwsgi(
+            "openstack_dashboard.wsgi", "STACKFLEET_HORIZON_CONFIG_DIR",
+            options=("--static-map", f"/static={HORIZON_STATIC}")),
+            # The login page renders the compressed assets' manifest: a 500 there is not ready.
+            port=80, probe_path="/auth/login/", probe_status=200),),
+        service_user=False, secrets=("horizon_secret_key",)),
 )
 
 # The venv's other requirements: the admin's client, the DB driver, the memcache clients of
