@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..discovery import secrets_dir
 from ..registry.connection import EtcdUnavailable
 from ..registry.interface import MachineIdTaken, RegistryAPI
 from ..registry.lease import LeaseExpired
@@ -37,6 +38,7 @@ from . import reconcile as r
 from .exitwatch import ExitWatch
 from .fence import FencePolicy
 from .statuswatch import StatusWatch
+from .unitaccess import UnitAccess, wants_etcd
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,12 @@ class AgentConfig:
     shared_dir: Path
     endpoints: list[str]
     ttl: int
+    # What units see of the credentials; by default only the sealing key's directory is hidden.
+    unit_access: UnitAccess | None = None
+
+    @property
+    def access(self) -> UnitAccess:
+        return self.unit_access or UnitAccess((), secrets_dir(self.shared_dir), None)
 
     @property
     def fence_file(self) -> Path:
@@ -96,6 +104,8 @@ class Agent:
     async def run(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
+        # Before any unit starts: a directory made later would not be hidden from it.
+        self.config.access.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._adopt_local_units()
         await self._rejoin()
         self._exit_watch = ExitWatch(self._units_changed)
@@ -313,12 +323,15 @@ class Agent:
                 log.error("%s: body %s is missing from the registry", name, unit_hash)
                 return None
             try:
-                spec = ServiceSpec.from_unit(parse_unit(text, name))
+                unit = parse_unit(text, name)
+                spec = ServiceSpec.from_unit(unit)
+                confined = self.config.access.confinement(wants_etcd(unit))
             except (UnitInvalid, ValueError) as err:
                 log.error("%s: cannot run it: %s", name, err)
                 return None
-            environment = {**self._unit_environment(name), **spec.environment}
-            self._specs[key] = dataclasses.replace(spec, environment=environment)
+            environment = {**self._unit_environment(name), **confined.environment, **spec.environment}
+            self._specs[key] = dataclasses.replace(spec, environment=environment, hidden_dirs=confined.hidden_dirs,
+                                                   kept_files=confined.kept_files)
         return self._specs[key]
 
     def _unit_environment(self, name: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from stackfleet.clusterpki import ClusterPKI, Roster
 from stackfleet.lab import client, net, nsprocs
 from stackfleet.lab.plan import (
     BRIDGES,
@@ -44,10 +46,12 @@ from stackfleet.lab.state import (
     machine_dir,
     machine_id_for,
     new_machine_id,
+    pki_dir,
     read_lab,
     save_lab,
 )
 from stackfleet.lab.supervisor import LOG_NAME, PID_NAME, SOCKET_NAME, kill_machine, lab_group
+from stackfleet.registry.tlsfiles import TLSFiles
 from stackfleet.runtime import cgroup
 
 Say = Callable[[str], None]
@@ -56,7 +60,7 @@ ETCD_READY_TIMEOUT = 30.0
 AGENTS_JOIN_TIMEOUT = 30.0
 # Everything `up` puts in a root; destroy removes exactly these, so a mistaken --root
 # pointing at a directory with other content loses nothing else.
-ROOT_ENTRIES = ("machines", "shared", "lab.json", "lab.json.tmp", SOCKET_NAME, PID_NAME, LOG_NAME)
+ROOT_ENTRIES = ("machines", "shared", "pki", "lab.json", "lab.json.tmp", SOCKET_NAME, PID_NAME, LOG_NAME)
 
 
 class LabError(RuntimeError):
@@ -154,12 +158,46 @@ def context(lab: LabInfo, m: MachineInfo) -> MachineContext:
         cluster_token=lab.cluster_token,
         ttl=lab.ttl,
         venv=Path(lab.venv),
+        pki_dir=pki_dir(lab),
     )
 
 
 def processes_for(lab: LabInfo, m: MachineInfo) -> list[ProcessSpec]:
     existing = (etcd_data_dir(Path(m.state_dir)) / "member").is_dir()
     return machine_processes(context(lab, m), tuple(lab.processes), etcd_existing=existing)
+
+
+def admin_tls(lab: LabInfo) -> TLSFiles:
+    return ClusterPKI(pki_dir(lab)).admin().tls()
+
+
+def issue_certificates(lab: LabInfo) -> Roster:
+    """The lab's CA and every certificate its processes use (kept when they exist)."""
+    controllers = [m for m in lab.machines if m.role == "controller"]
+    roster = Roster(
+        members={m.name: [m.mgmt_ip] for m in controllers},
+        machines={m.name: m.machine_id for m in lab.machines},
+        engines=[m.name for m in controllers] if "engine" in lab.processes else [],
+    )
+    return ClusterPKI(pki_dir(lab)).issue(roster)
+
+
+def enable_auth(lab: LabInfo) -> None:
+    """etcd's users and roles for the lab's daemons (registry/access.py), then auth on."""
+    import asyncio
+
+    from stackfleet.registry.authsetup import apply_policy
+    from stackfleet.registry.connection import EtcdConnection
+    from stackfleet.registry.keys import KeySchema
+
+    async def apply() -> None:
+        conn = EtcdConnection(lab.endpoints, timeout=5.0, tls=admin_tls(lab))
+        try:
+            await apply_policy(conn, issue_certificates(lab).policy(KeySchema()))
+        finally:
+            await conn.close()
+
+    asyncio.run(apply())
 
 
 def start_machine(root: Path, lab: LabInfo, m: MachineInfo, say: Say) -> None:
@@ -173,9 +211,12 @@ def start_machine(root: Path, lab: LabInfo, m: MachineInfo, say: Say) -> None:
     say(f"{m.name:<15} {m.mgmt_ip:<15} started: {started}")
 
 
-def etcd_healthy(endpoint: str) -> bool:
+def etcd_healthy(endpoint: str, tls: TLSFiles) -> bool:
     # No proxy: a proxy from the environment would carry lab traffic off the host.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=context))
     try:
         with opener.open(f"{endpoint}/health", timeout=1.0) as response:
             return bool(json.loads(response.read()).get("health") == "true")
@@ -183,24 +224,24 @@ def etcd_healthy(endpoint: str) -> bool:
         return False
 
 
-def wait_etcd(endpoints: list[str], timeout: float = ETCD_READY_TIMEOUT) -> list[str]:
+def wait_etcd(endpoints: list[str], tls: TLSFiles, timeout: float = ETCD_READY_TIMEOUT) -> list[str]:
     """Waits until every endpoint reports healthy; returns those that did not in time."""
     deadline = time.monotonic() + timeout
     pending = list(endpoints)
     while pending and time.monotonic() < deadline:
-        pending = [e for e in pending if not etcd_healthy(e)]
+        pending = [e for e in pending if not etcd_healthy(e, tls)]
         if pending:
             time.sleep(0.1)
     return pending
 
 
-def joined_machines(endpoints: list[str]) -> set[str]:
+def joined_machines(endpoints: list[str], tls: TLSFiles) -> set[str]:
     """The ids of the machines whose agents are registered (their presence lease is alive)."""
-    from stackfleet.registry.gateway import GatewayReader
+    from stackfleet.registry.grpcreader import GrpcReader
     from stackfleet.registry.keys import DEFAULT_PREFIX
     from stackfleet.registry.records import MachineRecord
 
-    reader = GatewayReader(endpoints, DEFAULT_PREFIX)
+    reader = GrpcReader(endpoints, DEFAULT_PREFIX, tls=tls)
     try:
         (found,) = reader.ranges([reader.keys.machines()])
     finally:
@@ -216,7 +257,7 @@ def wait_agents(lab: LabInfo, timeout: float = AGENTS_JOIN_TIMEOUT) -> list[str]
     missing = [m.name for m in lab.machines]
     while missing and time.monotonic() < deadline:
         try:
-            joined = joined_machines(lab.endpoints)
+            joined = joined_machines(lab.endpoints, admin_tls(lab))
         except EtcdUnavailable:
             joined = set()
         missing = [m.name for m in lab.machines if m.machine_id not in joined]
@@ -264,6 +305,7 @@ def up(
                 f"{lab.ttl}, processes {lab.processes}): `stackfleet lab destroy` it first"
             )
         check_subnets_free(ours=set(BRIDGES))
+    issue_certificates(lab)
     net.create_bridges()
     plans = lab_plan(lab)
     for m in lab.machines:
@@ -272,12 +314,13 @@ def up(
     for m in lab.machines:
         start_machine(root, lab, m, say)
     if "etcd" in lab.processes:
-        slow = wait_etcd(lab.endpoints)
+        slow = wait_etcd(lab.endpoints, admin_tls(lab))
         if slow:
             raise LabError(
                 f"etcd did not become healthy at {', '.join(slow)}; see "
                 f"{root}/machines/<controller>/logs/etcd.log"
             )
+        enable_auth(lab)
     say(f"etcd endpoints: {','.join(lab.endpoints)}")
     if "agent" in lab.processes and "etcd" in lab.processes:
         # `lab up && stackfleet start ...` must find every machine in the cluster.
