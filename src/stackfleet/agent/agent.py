@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ class AgentConfig:
 
     @property
     def access(self) -> UnitAccess:
-        return self.unit_access or UnitAccess((), secrets_dir(self.shared_dir), None)
+        return self.unit_access or UnitAccess((), secrets_dir(self.shared_dir), None, confine=os.geteuid() == 0)
 
     @property
     def fence_file(self) -> Path:
@@ -106,6 +107,9 @@ class Agent:
         self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
         # Before any unit starts: a directory made later would not be hidden from it.
         self.config.access.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.config.access.confine:
+            log.warning("WARNING: not root: units run unconfined, and can read this agent's certificates "
+                        "and the settings' sealing key (%s)", self.config.access.secrets_dir)
         self._adopt_local_units()
         await self._rejoin()
         self._exit_watch = ExitWatch(self._units_changed)

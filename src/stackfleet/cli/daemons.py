@@ -67,7 +67,7 @@ def agent(args: argparse.Namespace) -> int:
     tls = resolve_tls(endpoints)
     shared = Path(args.shared_dir)
     access = UnitAccess(tuple(Path(d).resolve() for d in args.private_dir), secrets_dir(shared),
-                        _unit_tls(tls, args.unit_cert_file, args.unit_key_file))
+                        _unit_tls(tls, args.unit_cert_file, args.unit_key_file), confine=os.geteuid() == 0)
     config = AgentConfig(machine, state_dir, shared, endpoints, args.ttl, access)
 
     async def main() -> None:

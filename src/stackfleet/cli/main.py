@@ -195,6 +195,10 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--name", help="engine name (default: host name)")
     p.add_argument("--ttl", type=lease_ttl, default=5, help="leadership lease TTL in seconds (default 5, at least 2)")
 
+    from .cluster import register as register_cluster  # argparse only; its commands import the rest
+
+    register_cluster(sub, [common])
+
     if wanted not in sub.choices:
         from ..lab.cli import register as register_lab
         from ..openstack.commands import register as register_openstack
