@@ -167,3 +167,28 @@ def test_https_never_falls_back_to_plaintext_and_says_why(secure: SecureEtcd, tm
                 assert "TLS handshake failed" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
         # ... and the plaintext server got nothing: no unit was submitted to it.
         assert "beacon" not in cli(plaintext.endpoint, "list-unit-files").stdout
+
+
+def test_cluster_init_pki_and_enable_auth_secure_a_cluster_of_ones_own(tmp_path: Path) -> None:
+    from stackfleet.clusterpki import ClusterPKI
+
+    directory = tmp_path / "pki"
+    init = cli("http://127.0.0.1:1", "cluster", "init-pki", str(directory), "--member", "local=127.0.0.1",
+               "--machine", f"m1={M1}", "--engine", "e1")
+    assert init.returncode == 0, init.stderr
+    pki = ClusterPKI(directory)
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in directory.glob("*.key"))
+    (tmp_path / "etcd").mkdir()
+    with LocalEtcd(data_dir=tmp_path / "etcd", tls=pki.member("local")) as etcd:
+        enabled = cli(etcd.endpoint, "cluster", "enable-auth", str(directory))
+        assert enabled.returncode == 0, enabled.stderr
+        again = cli(etcd.endpoint, "cluster", "enable-auth", str(directory))  # idempotent
+        assert again.returncode == 0, again.stderr
+        s = SecureEtcd(etcd, pki)
+
+        async def agent(r: Registry) -> None:
+            with pytest.raises(AccessDenied):
+                await r.set_desired("a.service", "launched")
+
+        as_user(s, pki.agent("m1"), agent)
+        assert cli(etcd.endpoint, *flags(pki.admin()), "list-machines").returncode == 0
