@@ -73,12 +73,12 @@ def exec_child(launch: Launch, out_fd: int, report_fd: int) -> NoReturn:
             except OSError as exc:
                 raise ChildError(EXIT_CGROUP, "resources",
                                  f"Failed to join cgroup {launch.cgroup.path}: {exc.strerror}") from None
-        try:
-            privatedirs.hide(launch.hidden_dirs, launch.kept_files)
-        except OSError as exc:  # fail closed: never run a unit that would see what it must not
-            raise ChildError(EXIT_NAMESPACE, "resources", f"Failed to set up mount namespacing: {exc}") from None
         os.setpgid(0, 0)  # its own group, to be signalled as a whole
         creds = credentials(launch.user, launch.group)
+        try:  # before EnvironmentFile= is read: a file in a hidden directory is hidden from it too
+            privatedirs.hide(launch.hidden_dirs, launch.kept_files, creds.uid, creds.gid)
+        except OSError as exc:  # fail closed: never run a unit that would see what it must not
+            raise ChildError(EXIT_NAMESPACE, "resources", f"Failed to set up mount namespacing: {exc}") from None
         env = environment(launch, creds)
         argv = expand_argv(launch.cmd, env)
         cwd = working_directory(launch.working_directory, env)
