@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 import urllib.request
@@ -35,6 +35,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import grpc
+from aetcd import rpc
 
 from stackfleet.lab import client, nsprocs, ops, processes
 from stackfleet.lab.state import LabInfo, default_root, load_lab
@@ -49,13 +52,13 @@ from stackfleet.lab.usage import (
     usage_by_component,
     with_raft_timers,
 )
+from stackfleet.registry.tls import channel_credentials
 from stackfleet.runtime import procfs
 from stackfleet.runtime.procfs import send
 
 HZ = os.sysconf("SC_CLK_TCK")
 # No proxy: a proxy from the environment would carry lab traffic off the host.
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-PROBE_KEY = base64.b64encode(b"/stackfleet-bench/leader-failover").decode()
+PROBE_KEY = b"/stackfleet-bench/leader-failover"
 FAILOVER_TIMEOUT = 30.0
 PROBE_INTERVAL = 0.02
 
@@ -104,14 +107,18 @@ def running_raft_timers(root: Path) -> tuple[int, int]:
     return raft_timers(argv)
 
 
-def http(url: str, body: dict[str, str] | None = None, timeout: float = 2.0) -> bytes:
-    data = None if body is None else json.dumps(body).encode()
-    with HTTP.open(urllib.request.Request(url, data=data), timeout=timeout) as response:
-        return bytes(response.read())
-
-
-def metrics(endpoints: list[str]) -> dict[str, dict[Any, float]]:
-    return {e: parse_metrics(http(f"{e}/metrics").decode()) for e in endpoints}
+def metrics(lab: LabInfo) -> dict[str, dict[Any, float]]:
+    """Each member's /metrics, over TLS with the lab's admin certificate."""
+    tls = ops.admin_tls(lab)
+    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    # No proxy: a proxy from the environment would carry lab traffic off the host.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+    result = {}
+    for endpoint in lab.endpoints:
+        with opener.open(f"{endpoint}/metrics", timeout=2.0) as response:
+            result[endpoint] = parse_metrics(response.read().decode())
+    return result
 
 
 def machine_busy() -> int:
@@ -124,10 +131,10 @@ def machine_busy() -> int:
 def measure(root: Path, lab: LabInfo, seconds: float) -> dict[str, Any]:
     recorded = recorded_pids(root)
     supervisor = next((p for p, n in recorded.items() if n == "supervisor"), None)
-    etcd_before, busy_before = metrics(lab.endpoints), machine_busy()
+    etcd_before, busy_before = metrics(lab), machine_busy()
     procs_before, started = lab_samples(lab, supervisor), time.monotonic()
     time.sleep(seconds)
-    procs_after, etcd_after, busy_after = lab_samples(lab, supervisor), metrics(lab.endpoints), machine_busy()
+    procs_after, etcd_after, busy_after = lab_samples(lab, supervisor), metrics(lab), machine_busy()
     window = time.monotonic() - started
     rows = usage_by_component(procs_before, procs_after, recorded, window, HZ)
     etcd_argv = next((s.argv for s in procs_after if recorded.get(s.pid) == "etcd"), ())
@@ -169,28 +176,39 @@ def etcd_rates(before: dict[Any, float], after: dict[Any, float], seconds: float
 # -- the etcd leader's failover -------------------------------------------------------------------
 
 
-def member_status(endpoint: str, timeout: float) -> dict[str, Any] | None:
-    try:
-        status: dict[str, Any] = json.loads(http(f"{endpoint}/v3/maintenance/status", {}, timeout=timeout))
-        return status
-    except (OSError, ValueError):
-        return None
+class Members:
+    """A gRPC channel to each member, with the lab's admin certificate: thread-safe, blocking
+    calls for the probe threads (etcd's JSON gateway cannot act for a client certificate)."""
 
+    def __init__(self, lab: LabInfo) -> None:
+        credentials = channel_credentials(ops.admin_tls(lab))
+        self.channels = {e: grpc.secure_channel(e.removeprefix("https://"), credentials) for e in lab.endpoints}
 
-def elected(endpoint: str, old_leader: str) -> float | None:
-    """When this member, asked now, names a leader other than the old one."""
-    status = member_status(endpoint, timeout=0.5)
-    return time.monotonic() if status and status.get("leader", "0") not in ("0", old_leader) else None
+    def status(self, endpoint: str, timeout: float) -> tuple[int, int] | None:
+        """(this member's id, the leader it knows; 0 for none), or None if it does not answer."""
+        try:
+            status = rpc.MaintenanceStub(self.channels[endpoint]).Status(rpc.StatusRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return None
+        return int(status.header.member_id), int(status.leader)
 
+    def elected(self, endpoint: str, old_leader: int) -> float | None:
+        """When this member, asked now, names a leader other than the old one."""
+        status = self.status(endpoint, timeout=0.5)
+        return time.monotonic() if status and status[1] not in (0, old_leader) else None
 
-def written(endpoint: str) -> float | None:
-    """When a write through this member, started now, is committed."""
-    value = base64.b64encode(str(time.time()).encode()).decode()
-    try:
-        http(f"{endpoint}/v3/kv/put", {"key": PROBE_KEY, "value": value}, timeout=2.0)
-    except OSError:
-        return None
-    return time.monotonic()
+    def written(self, endpoint: str) -> float | None:
+        """When a write through this member, started now, is committed."""
+        try:
+            rpc.KVStub(self.channels[endpoint]).Put(rpc.PutRequest(key=PROBE_KEY, value=str(time.time()).encode()),
+                                                     timeout=2.0)
+        except grpc.RpcError:
+            return None
+        return time.monotonic()
+
+    def close(self) -> None:
+        for channel in self.channels.values():
+            channel.close()
 
 
 def kill_leader(root: Path, lab: LabInfo) -> dict[str, Any]:
@@ -199,9 +217,10 @@ def kill_leader(root: Path, lab: LabInfo) -> dict[str, Any]:
     Probes start every PROBE_INTERVAL on their own threads: a write sent while no leader is
     known may hang until its timeout, and must not hold back the probes after it.
     """
-    statuses = {e: member_status(e, timeout=2.0) for e in lab.endpoints}
-    leader_id = next(s["leader"] for s in statuses.values() if s and "leader" in s)
-    leader = next(e for e, s in statuses.items() if s and s["header"]["member_id"] == leader_id)
+    members = Members(lab)
+    statuses = {e: members.status(e, timeout=2.0) for e in lab.endpoints}
+    leader_id = next(s[1] for s in statuses.values() if s and s[1])
+    leader = next(e for e, s in statuses.items() if s and s[0] == leader_id)
     machine = next(m for m in lab.machines if f"//{m.mgmt_ip}:" in leader)
     pid = next(int(c["pid"]) for c in supervisor_children(root) if c["machine"] == machine.name and c["name"] == "etcd")
     survivors = [e for e in lab.endpoints if e != leader]
@@ -212,12 +231,13 @@ def kill_leader(root: Path, lab: LabInfo) -> dict[str, Any]:
         while time.monotonic() - killed_at < FAILOVER_TIMEOUT and not all(
                 any(f.done() and f.result() for f in fs) for fs in probes.values()):
             for e in survivors:
-                probes["new_leader_s"].append(pool.submit(elected, e, leader_id))
-                probes["write_ok_s"].append(pool.submit(written, e))
+                probes["new_leader_s"].append(pool.submit(members.elected, e, leader_id))
+                probes["write_ok_s"].append(pool.submit(members.written, e))
             time.sleep(PROBE_INTERVAL)
         times = {k: min((t for f in fs if (t := f.result()) is not None), default=None) for k, fs in probes.items()}
+    members.close()
     ops.up_machine(root, machine.name)  # its etcd rejoins on its data; agent and engine run on
-    if ops.wait_etcd(lab.endpoints):
+    if ops.wait_etcd(lab.endpoints, ops.admin_tls(lab)):
         raise SystemExit(f"idle: etcd on {machine.name} did not come back")
     return {"killed": machine.name} | {k: None if t is None else t - killed_at for k, t in times.items()}
 
@@ -248,7 +268,7 @@ def start_cloud(lab: LabInfo) -> None:
     from stackfleet.registry.store import Registry
 
     async def run() -> None:
-        registry = Registry.open(lab.endpoints)
+        registry = Registry.open(lab.endpoints, tls=ops.admin_tls(lab))
         try:
             sh("start", "--no-block", *(str(REPO / "units" / r) for r in ROLES))
             link = EtcdClusterLink(registry, key_file(Path(lab.shared_dir)))

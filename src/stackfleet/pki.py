@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -18,18 +17,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .registry.tlsfiles import CertFiles
+
+__all__ = ["CertFiles", "ClusterCA"]
+
 CA_DAYS = 3650
 LEAF_DAYS = 825
 CA_NAME = "ca"
-
-
-@dataclass(frozen=True)
-class CertFiles:
-    """What a TLS client or server is configured with (fleetctl's --ca-file/--cert-file/--key-file)."""
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
 
 
 class ClusterCA:

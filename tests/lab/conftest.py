@@ -93,7 +93,9 @@ def etcdctl(lab: LabInfo) -> Etcdctl:
 
     def run(*args: str, endpoints: list[str] | None = None,
             timeout: float = ETCDCTL_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        admin = ops.admin_tls(lab)  # the lab is TLS only: etcdctl needs the admin's certificate
         command = ["etcdctl", "--endpoints", ",".join(endpoints or lab.endpoints),
+                   f"--cacert={admin.ca_file}", f"--cert={admin.cert_file}", f"--key={admin.key_file}",
                    "--dial-timeout=1s", "--command-timeout=2s", *args]
         env = dict(os.environ, ETCDCTL_API="3")
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)

@@ -3,6 +3,7 @@ beacon unit's log of where and when it ran."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from stackfleet.lab.nsprocs import netns_id, pids_in_netns
-from stackfleet.lab.state import LabInfo
+from stackfleet.lab.ops import admin_tls
+from stackfleet.lab.state import ROOT_ENV, LabInfo
 from stackfleet.registry.store import Registry
 from stackfleet.runtime.procfs import send
 
@@ -22,15 +24,17 @@ T = TypeVar("T")
 
 
 def cli(lab: LabInfo, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    # The lab's root, so that the CLI finds the lab's admin certificate by itself, as it does
+    # for a lab at the default root.
     return subprocess.run(
         [sys.executable, "-m", "stackfleet.cli.main", "--endpoint", ",".join(lab.endpoints), *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, ROOT_ENV: lab.root},
     )
 
 
 def with_registry(lab: LabInfo, body: Callable[[Registry], Awaitable[T]]) -> T:
     async def main() -> T:
-        registry = Registry.open(lab.endpoints)
+        registry = Registry.open(lab.endpoints, tls=admin_tls(lab))
         try:
             return await body(registry)
         finally:

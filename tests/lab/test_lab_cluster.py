@@ -27,7 +27,7 @@ def test_etcd_cluster_has_three_healthy_members(lab: LabInfo, etcdctl) -> None:
 def test_lab_json_describes_every_machine(lab: LabInfo) -> None:
     loaded = load_lab(Path(lab.root))
     assert loaded == lab
-    assert lab.endpoints == [f"http://192.168.10.1{i}:2379" for i in (1, 2, 3)]
+    assert lab.endpoints == [f"https://192.168.10.1{i}:2379" for i in (1, 2, 3)]
     compute = lab.machine("compute-01")
     assert compute is not None and compute.role == "compute"
     assert compute.ips == {"mgmt": "192.168.10.31", "tunnel": "172.16.0.31", "external": "10.0.5.31"}

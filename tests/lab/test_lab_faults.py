@@ -33,7 +33,7 @@ def test_halted_controller_loses_its_processes_and_the_rest_keeps_serving(
 ) -> None:
     root = Path(lab.root)
     ids = member_ids(etcdctl)
-    victim_endpoint = "http://192.168.10.13:2379"
+    victim_endpoint = "https://192.168.10.13:2379"
     survivors = [e for e in lab.endpoints if e != victim_endpoint]
     pids = machine_pids("controller-03")
     assert pids
@@ -71,7 +71,7 @@ def test_partitioned_controller_keeps_running_but_is_unreachable(
     lab: LabInfo, etcdctl, wait_until
 ) -> None:
     root = Path(lab.root)
-    victim_endpoint = "http://192.168.10.12:2379"
+    victim_endpoint = "https://192.168.10.12:2379"
     survivors = [e for e in lab.endpoints if e != victim_endpoint]
     # The etcd member stands for the machine's processes: the others (engine, agent) have
     # their own reactions to losing etcd, which are not the lab's to judge.

@@ -34,7 +34,7 @@ if not (default_venv() / "bin" / "nova-compute").exists():
 
 def on_link(lab: LabInfo, body):  # type: ignore[no-untyped-def]
     async def main():  # type: ignore[no-untyped-def]
-        registry = Registry.open(lab.endpoints)
+        registry = Registry.open(lab.endpoints, tls=ops.admin_tls(lab))
         try:
             return await body(EtcdClusterLink(registry, key_file(Path(lab.shared_dir))))
         finally:

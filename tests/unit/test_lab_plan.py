@@ -72,9 +72,9 @@ def test_impossible_shapes_are_refused(counts: Counts) -> None:
 
 def test_etcd_urls_cover_the_controllers_only() -> None:
     machines = build_plan(Counts(controllers=2))
-    assert etcd_client_urls(machines) == ["http://192.168.10.11:2379", "http://192.168.10.12:2379"]
+    assert etcd_client_urls(machines) == ["https://192.168.10.11:2379", "https://192.168.10.12:2379"]
     assert etcd_initial_cluster(machines) == (
-        "controller-01=http://192.168.10.11:2380,controller-02=http://192.168.10.12:2380"
+        "controller-01=https://192.168.10.11:2380,controller-02=https://192.168.10.12:2380"
     )
 
 

@@ -21,17 +21,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..discovery import secrets_dir
 from ..registry.connection import EtcdUnavailable
 from ..registry.interface import MachineIdTaken, RegistryAPI
 from ..registry.lease import LeaseExpired
 from ..registry.records import MachineRecord, ScheduleEntry
 from ..runtime.base import Runtime
 from ..runtime.fence import write_fence
-from ..runtime.process import ProcessRuntime
+from ..runtime.process import SOURCE_ROOT, ProcessRuntime
 from ..runtime.spec import ServiceSpec
 from ..unit import UnitInvalid, parse_unit
 from . import fence as fencing
@@ -39,6 +41,7 @@ from . import reconcile as r
 from .exitwatch import ExitWatch
 from .fence import FencePolicy
 from .statuswatch import StatusWatch
+from .unitaccess import UnitAccess, wants_etcd
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,12 @@ class AgentConfig:
     shared_dir: Path
     endpoints: list[str]
     ttl: int
+    # What units see of the credentials; by default only the sealing key's directory is hidden.
+    unit_access: UnitAccess | None = None
+
+    @property
+    def access(self) -> UnitAccess:
+        return self.unit_access or UnitAccess((), secrets_dir(self.shared_dir), None, confine=os.geteuid() == 0)
 
     @property
     def fence_file(self) -> Path:
@@ -101,6 +110,11 @@ class Agent:
     async def run(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.config.hashes_dir.mkdir(parents=True, exist_ok=True)
+        # Before any unit starts: a directory made later would not be hidden from it.
+        self.config.access.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.config.access.confine:
+            log.warning("WARNING: not root: units run unconfined, and can read this agent's certificates "
+                        "and the settings' sealing key (%s)", self.config.access.secrets_dir)
         self._adopt_local_units()
         await self._rejoin()
         self._exit_watch = ExitWatch(self._units_changed)
@@ -334,12 +348,14 @@ class Agent:
             try:
                 unit_file = parse_unit(text, name)
                 spec = ServiceSpec.from_unit(unit_file)
+                confined = self.config.access.confinement(wants_etcd(unit_file))
             except (UnitInvalid, ValueError) as err:
                 log.error("%s: cannot run it: %s", name, err)
                 return None
-            environment = {**self._unit_environment(name), **spec.environment}
-            self._specs[key] = _Body(dataclasses.replace(spec, environment=environment),
-                                     unit_file.options.fence_on_lease_loss)
+            environment = {**self._unit_environment(name), **confined.environment, **spec.environment}
+            confined_spec = dataclasses.replace(spec, environment=environment, hidden_dirs=confined.hidden_dirs,
+                                                kept_files=confined.kept_files)
+            self._specs[key] = _Body(confined_spec, unit_file.options.fence_on_lease_loss)
         return self._specs[key]
 
     def _unit_environment(self, name: str) -> dict[str, str]:
@@ -348,6 +364,9 @@ class Agent:
         venv_bin = str(Path(sys.executable).parent)
         return {
             "PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            # `stackfleet ...` in an ExecStart runs the agent's own source tree, not whatever
+            # the venv's install points at (a worktree's agent runs its own roles).
+            "PYTHONPATH": SOURCE_ROOT,
             "STACKFLEET_ENDPOINTS": ",".join(self.config.endpoints),
             "STACKFLEET_PREFIX": self.registry.prefix,
             "STACKFLEET_MACHINE_ID": m.id,

@@ -10,10 +10,13 @@ import socket
 from collections.abc import Awaitable
 from pathlib import Path
 
+from ..agent.unitaccess import UnitAccess
+from ..discovery import resolve_tls, secrets_dir
 from ..registry.interface import MachineIdTaken
 from ..registry.keys import DEFAULT_PREFIX
 from ..registry.records import MachineRecord
 from ..registry.store import Registry
+from ..registry.tlsfiles import CertFiles, TLSFiles
 from .context import PREFIX_ENV, CommandError, resolve_endpoints
 
 
@@ -61,10 +64,14 @@ def agent(args: argparse.Namespace) -> int:
         netns=args.netns or "",
     )
     endpoints = resolve_endpoints(args.endpoint)
-    config = AgentConfig(machine, state_dir, Path(args.shared_dir), endpoints, args.ttl)
+    tls = resolve_tls(endpoints)
+    shared = Path(args.shared_dir)
+    access = UnitAccess(tuple(Path(d).resolve() for d in args.private_dir), secrets_dir(shared),
+                        _unit_tls(tls, args.unit_cert_file, args.unit_key_file), confine=os.geteuid() == 0)
+    config = AgentConfig(machine, state_dir, shared, endpoints, args.ttl, access)
 
     async def main() -> None:
-        registry = Registry.open(endpoints, os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
+        registry = Registry.open(endpoints, os.environ.get(PREFIX_ENV, DEFAULT_PREFIX), tls=tls)
         try:
             await Agent(registry, config, ProcessRuntime(state_dir / "runtime", hostname=machine.name)).run()
         finally:
@@ -80,15 +87,26 @@ def engine(args: argparse.Namespace) -> int:
     from ..engine.service import Engine
 
     endpoints = resolve_endpoints(args.endpoint)
+    tls = resolve_tls(endpoints)
 
     async def main() -> None:
-        registry = Registry.open(endpoints, os.environ.get(PREFIX_ENV, DEFAULT_PREFIX))
+        registry = Registry.open(endpoints, os.environ.get(PREFIX_ENV, DEFAULT_PREFIX), tls=tls)
         try:
             await Engine(registry, args.name or socket.gethostname(), args.ttl).run()
         finally:
             await registry.close()
 
     return _serve(main())
+
+
+def _unit_tls(tls: TLSFiles | None, cert: str | None, key: str | None) -> CertFiles | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise CommandError("--unit-cert-file and --unit-key-file go together", 2)
+    if tls is None:
+        raise CommandError("--unit-cert-file is for https:// clusters: give https:// endpoints and --ca-file", 2)
+    return CertFiles(tls.ca_file.resolve(), Path(cert).resolve(), Path(key).resolve())
 
 
 def _machine_id() -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
@@ -26,11 +27,18 @@ examples:
   stackfleet lab halt controller-03         pull the power of a machine; watch the unit move
 
 the cluster: --endpoint URL[,URL...] or $STACKFLEET_ENDPOINT; by default the running lab,
-else http://127.0.0.1:2379.
+else http://127.0.0.1:2379. An https:// cluster needs its CA and a client certificate:
+--ca-file/--cert-file/--key-file, or $STACKFLEET_CA_FILE/$STACKFLEET_CERT_FILE/$STACKFLEET_KEY_FILE;
+the lab's own are found by themselves. https:// never falls back to plaintext.
 
 exit codes: 0 ok; 1 bad input or the operation failed (nothing changed on bad input);
 2 usage; 3 unit not running (status); 4 no such unit; 69 etcd unreachable.
 """
+
+# fleetctl's names; etcdctl v3 calls them --cacert, --cert and --key.
+TLS_FLAGS = (("--ca-file", "STACKFLEET_CA_FILE", "the cluster CA's certificate"),
+             ("--cert-file", "STACKFLEET_CERT_FILE", "client certificate"),
+             ("--key-file", "STACKFLEET_KEY_FILE", "the client certificate's key"))
 
 Handler = Callable[[argparse.Namespace], int]
 ClusterCommand = Callable[["Registry", argparse.Namespace], Awaitable[int]]
@@ -73,10 +81,11 @@ def _read(target: str) -> Handler:
 
 
 def command_verb(argv: list[str]) -> str | None:
-    """The command word of argv: its first word that is not an option (nor --endpoint's value)."""
+    """The command word of argv: its first word that is not an option (nor the value of
+    --endpoint or of a certificate flag)."""
     words = iter(argv)
     for word in words:
-        if word in ("--endpoint", "--endpoints"):
+        if word in ("--endpoint", "--endpoints", *(flag for flag, _, _ in TLS_FLAGS)):
             next(words, None)
         elif not word.startswith("-"):
             return word
@@ -92,6 +101,9 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--endpoint", "--endpoints", dest="endpoint", default=argparse.SUPPRESS,
                         metavar="URL[,URL...]", help="etcd endpoints of the cluster")
+    for flag, env, text in TLS_FLAGS:
+        common.add_argument(flag, dest=flag[2:].replace("-", "_"), default=argparse.SUPPRESS, metavar="FILE",
+                            help=f"{text}, for https:// (default ${env})")
     parser = argparse.ArgumentParser(
         prog="stackfleet", parents=[common], epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -172,9 +184,20 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--shared-dir", required=True, help="storage shared by all machines (NFS in production)")
     p.add_argument("--ttl", type=lease_ttl, default=5, help="presence lease TTL in seconds (default 5, at least 2)")
     p.add_argument("--netns", help="network namespace of this machine (lab only)")
+    p.add_argument("--unit-cert-file", metavar="FILE",
+                   help="client certificate handed to the units that declare [X-Stackfleet] EtcdAccess=true "
+                        "(with --unit-key-file; the CA is --ca-file's)")
+    p.add_argument("--unit-key-file", metavar="FILE", help="the key of --unit-cert-file")
+    p.add_argument("--private-dir", action="append", default=[], metavar="DIR",
+                   help="a directory no unit sees, e.g. this machine's certificates (repeatable); the units "
+                        "that declare EtcdAccess=true see in it only the CA and --unit-cert-file's pair")
     p = command("engine", "run an engine; the elected one places units on machines", _local("daemons.engine"))
     p.add_argument("--name", help="engine name (default: host name)")
     p.add_argument("--ttl", type=lease_ttl, default=5, help="leadership lease TTL in seconds (default 5, at least 2)")
+
+    from .cluster import register as register_cluster  # argparse only; its commands import the rest
+
+    register_cluster(sub, [common])
 
     if wanted not in sub.choices:
         from ..lab.cli import register as register_lab
@@ -186,7 +209,9 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 
 
 # Bad input found before anything was sent: a malformed endpoint, unusable certificate files.
-BAD_INPUT = (("stackfleet.registry.endpoints", "BadEndpoint"), ("stackfleet.registry.tls", "TLSConfigError"))
+BAD_INPUT = (("stackfleet.registry.endpoints", "BadEndpoint"), ("stackfleet.registry.tlsfiles", "TLSConfigError"))
+# etcd refused the client certificate's user: the operation failed, nothing changed.
+DENIED = (("stackfleet.registry.endpoints", "AccessDenied"),)
 # No endpoint answered, over gRPC or over the JSON gateway.
 UNAVAILABLE = (("stackfleet.registry.endpoints", "EtcdUnavailable"),)
 
@@ -204,14 +229,24 @@ def reported_failure(err: Exception) -> int | None:
     if isinstance(err, CommandError):
         print(f"stackfleet: {err}", file=sys.stderr)
         return int(err.code)
-    if any(isinstance(err, kind) for kind in _loaded(BAD_INPUT)):
+    if any(isinstance(err, kind) for kind in _loaded(BAD_INPUT + DENIED)):
         print(f"stackfleet: {err}", file=sys.stderr)
         return EXIT_FAILED
     if any(isinstance(err, kind) for kind in _loaded(UNAVAILABLE)):
-        print(f"stackfleet: {err}\n  Is the cluster up? `stackfleet lab up` starts the built-in lab; "
-              "--endpoint or $STACKFLEET_ENDPOINT select another cluster.", file=sys.stderr)
+        hint = getattr(err, "hint", None) or ("Is the cluster up? `stackfleet lab up` starts the built-in lab; "
+                                              "--endpoint or $STACKFLEET_ENDPOINT select another cluster.")
+        print(f"stackfleet: {err}\n  {hint}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     return None
+
+
+def export_tls_flags(args: argparse.Namespace) -> None:
+    """--ca-file and the others win over the environment: set for this process, every command
+    (and the libraries of the OpenStack commands) finds them where it finds the environment's."""
+    for flag, env, _ in TLS_FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None:
+            os.environ[env] = os.path.abspath(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not hasattr(args, "endpoint"):
         args.endpoint = None
+    export_tls_flags(args)
+    # gRPC's own log lines (a failed TLS handshake, once per attempt) say what our error says.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

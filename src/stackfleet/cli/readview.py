@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..discovery import prefix, resolve_endpoints
+from ..discovery import open_reader
 from ..registry.gateway import GatewayReader, GatewayRefused
 from .errors import EXIT_FAILED, CommandError
 
 
 def run_read(endpoint_flag: str | None, body: Callable[[GatewayReader], int]) -> int:
-    reader = GatewayReader(resolve_endpoints(endpoint_flag), prefix())
+    reader = open_reader(endpoint_flag)
     try:
         return body(reader)
     except GatewayRefused as err:

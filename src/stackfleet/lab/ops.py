@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from stackfleet.clusterpki import ClusterPKI, Roster
 from stackfleet.lab import client, net, nsprocs
 from stackfleet.lab.plan import (
     BRIDGES,
@@ -44,10 +46,12 @@ from stackfleet.lab.state import (
     machine_dir,
     machine_id_for,
     new_machine_id,
+    pki_dir,
     read_lab,
     save_lab,
 )
 from stackfleet.lab.supervisor import LOG_NAME, PID_NAME, SOCKET_NAME, kill_machine, lab_group
+from stackfleet.registry.tlsfiles import TLSFiles
 from stackfleet.runtime import ProcessRuntime, cgroup
 
 Say = Callable[[str], None]
@@ -58,7 +62,7 @@ AGENTS_JOIN_TIMEOUT = 30.0
 # pointing at a directory with other content loses nothing else. The shared data (the cloud's
 # databases, images and instances) goes only with purge=True.
 SHARED_ENTRY = "shared"
-ROOT_ENTRIES = ("machines", SHARED_ENTRY, "lab.json", "lab.json.tmp", SOCKET_NAME, PID_NAME,
+ROOT_ENTRIES = ("machines", SHARED_ENTRY, "pki", "lab.json", "lab.json.tmp", SOCKET_NAME, PID_NAME,
                 LOG_NAME)
 
 
@@ -157,16 +161,56 @@ def context(lab: LabInfo, m: MachineInfo) -> MachineContext:
         cluster_token=lab.cluster_token,
         ttl=lab.ttl,
         venv=Path(lab.venv),
+        pki_dir=pki_dir(lab),
     )
 
 
-def processes_for(lab: LabInfo, m: MachineInfo) -> list[ProcessSpec]:
+def processes_for(lab: LabInfo, m: MachineInfo, only: tuple[str, ...] | None = None) -> list[ProcessSpec]:
     existing = (etcd_data_dir(Path(m.state_dir)) / "member").is_dir()
-    return machine_processes(context(lab, m), tuple(lab.processes), etcd_existing=existing)
+    kinds = tuple(k for k in lab.processes if only is None or k in only)
+    return machine_processes(context(lab, m), kinds, etcd_existing=existing)
 
 
-def start_machine(root: Path, lab: LabInfo, m: MachineInfo, say: Say) -> None:
-    specs = processes_for(lab, m)
+def is_tls(lab: LabInfo) -> bool:
+    """Whether the lab's etcd is TLS: always, but for a lab described by a test as plaintext."""
+    return all(e.startswith("https://") for e in lab.endpoints)
+
+
+def admin_tls(lab: LabInfo) -> TLSFiles:
+    return ClusterPKI(pki_dir(lab)).admin().tls()
+
+
+def issue_certificates(lab: LabInfo) -> Roster:
+    """The lab's CA and every certificate its processes use (kept when they exist)."""
+    controllers = [m for m in lab.machines if m.role == "controller"]
+    roster = Roster(
+        members={m.name: [m.mgmt_ip] for m in controllers},
+        machines={m.name: m.machine_id for m in lab.machines},
+        engines=[m.name for m in controllers] if "engine" in lab.processes else [],
+    )
+    return ClusterPKI(pki_dir(lab)).issue(roster)
+
+
+def enable_auth(lab: LabInfo) -> None:
+    """etcd's users and roles for the lab's daemons (registry/access.py), then auth on."""
+    import asyncio
+
+    from stackfleet.registry.authsetup import apply_policy
+    from stackfleet.registry.connection import EtcdConnection
+    from stackfleet.registry.keys import KeySchema
+
+    async def apply() -> None:
+        conn = EtcdConnection(lab.endpoints, timeout=5.0, tls=admin_tls(lab))
+        try:
+            await apply_policy(conn, issue_certificates(lab).policy(KeySchema()))
+        finally:
+            await conn.close()
+
+    asyncio.run(apply())
+
+
+def start_machine(root: Path, lab: LabInfo, m: MachineInfo, say: Say, only: tuple[str, ...] | None = None) -> None:
+    specs = processes_for(lab, m, only)
     reply = client.request(
         root,
         {"op": "start", "machine": m.name,
@@ -176,9 +220,12 @@ def start_machine(root: Path, lab: LabInfo, m: MachineInfo, say: Say) -> None:
     say(f"{m.name:<15} {m.mgmt_ip:<15} started: {started}")
 
 
-def etcd_healthy(endpoint: str) -> bool:
+def etcd_healthy(endpoint: str, tls: TLSFiles) -> bool:
     # No proxy: a proxy from the environment would carry lab traffic off the host.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=context))
     try:
         with opener.open(f"{endpoint}/health", timeout=1.0) as response:
             return bool(json.loads(response.read()).get("health") == "true")
@@ -186,24 +233,25 @@ def etcd_healthy(endpoint: str) -> bool:
         return False
 
 
-def wait_etcd(endpoints: list[str], timeout: float = ETCD_READY_TIMEOUT) -> list[str]:
+def wait_etcd(endpoints: list[str], tls: TLSFiles, timeout: float = ETCD_READY_TIMEOUT) -> list[str]:
     """Waits until every endpoint reports healthy; returns those that did not in time."""
     deadline = time.monotonic() + timeout
     pending = list(endpoints)
     while pending and time.monotonic() < deadline:
-        pending = [e for e in pending if not etcd_healthy(e)]
+        pending = [e for e in pending if not etcd_healthy(e, tls)]
         if pending:
             time.sleep(0.1)
     return pending
 
 
-def joined_machines(endpoints: list[str]) -> set[str]:
+def joined_machines(endpoints: list[str], tls: TLSFiles | None) -> set[str]:
     """The ids of the machines whose agents are registered (their presence lease is alive)."""
     from stackfleet.registry.gateway import GatewayReader
+    from stackfleet.registry.grpcreader import GrpcReader
     from stackfleet.registry.keys import DEFAULT_PREFIX
     from stackfleet.registry.records import MachineRecord
 
-    reader = GatewayReader(endpoints, DEFAULT_PREFIX)
+    reader = GatewayReader(endpoints, DEFAULT_PREFIX) if tls is None else GrpcReader(endpoints, DEFAULT_PREFIX, tls=tls)
     try:
         (found,) = reader.ranges([reader.keys.machines()])
     finally:
@@ -219,7 +267,7 @@ def wait_agents(lab: LabInfo, timeout: float = AGENTS_JOIN_TIMEOUT) -> list[str]
     missing = [m.name for m in lab.machines]
     while missing and time.monotonic() < deadline:
         try:
-            joined = joined_machines(lab.endpoints)
+            joined = joined_machines(lab.endpoints, admin_tls(lab) if is_tls(lab) else None)
         except EtcdUnavailable:
             joined = set()
         missing = [m.name for m in lab.machines if m.machine_id not in joined]
@@ -267,20 +315,26 @@ def up(
                 f"{lab.ttl}, processes {lab.processes}): `stackfleet lab destroy` it first"
             )
         check_subnets_free(ours=set(BRIDGES))
+    issue_certificates(lab)
     net.create_bridges()
     plans = lab_plan(lab)
     for m in lab.machines:
         net.create_machine(plans[m.name])
     client.ensure_running(root)
-    for m in lab.machines:
-        start_machine(root, lab, m, say)
     if "etcd" in lab.processes:
-        slow = wait_etcd(lab.endpoints)
+        # etcd and its users and roles first: no daemon talks to etcd before auth is on.
+        for m in lab.machines:
+            if m.role == "controller":
+                start_machine(root, lab, m, say, only=("etcd",))
+        slow = wait_etcd(lab.endpoints, admin_tls(lab))
         if slow:
             raise LabError(
                 f"etcd did not become healthy at {', '.join(slow)}; see "
                 f"{root}/machines/<controller>/logs/etcd.log"
             )
+        enable_auth(lab)
+    for m in lab.machines:
+        start_machine(root, lab, m, say)
     say(f"etcd endpoints: {','.join(lab.endpoints)}")
     if "agent" in lab.processes and "etcd" in lab.processes:
         # `lab up && stackfleet start ...` must find every machine in the cluster.

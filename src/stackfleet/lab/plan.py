@@ -143,13 +143,13 @@ def build_plan(counts: Counts) -> list[MachinePlan]:
 
 def etcd_client_urls(machines: list[MachinePlan]) -> list[str]:
     return [
-        f"http://{m.mgmt_ip}:{ETCD_CLIENT_PORT}" for m in machines if m.role == "controller"
+        f"https://{m.mgmt_ip}:{ETCD_CLIENT_PORT}" for m in machines if m.role == "controller"
     ]
 
 
 def etcd_initial_cluster(machines: list[MachinePlan]) -> str:
     return ",".join(
-        f"{m.name}=http://{m.mgmt_ip}:{ETCD_PEER_PORT}" for m in machines if m.role == "controller"
+        f"{m.name}=https://{m.mgmt_ip}:{ETCD_PEER_PORT}" for m in machines if m.role == "controller"
     )
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackfleet.clusterpki import ClusterPKI
 from stackfleet.lab.plan import ETCD_CLIENT_PORT, ETCD_PEER_PORT
+from stackfleet.registry.localetcd import client_tls_flags, peer_tls_flags
+from stackfleet.registry.tlsfiles import CertFiles
 
 PROCESS_KINDS: tuple[str, ...] = ("etcd", "engine", "agent")
 
@@ -48,6 +51,11 @@ class MachineContext:
     cluster_token: str
     ttl: int
     venv: Path
+    pki_dir: Path  # the lab's CA and certificates (clusterpki.py); hidden from units
+
+
+def tls_argv(files: CertFiles) -> tuple[str, ...]:
+    return ("--ca-file", str(files.ca_file), "--cert-file", str(files.cert_file), "--key-file", str(files.key_file))
 
 
 def etcd_data_dir(state_dir: Path) -> Path:
@@ -55,20 +63,24 @@ def etcd_data_dir(state_dir: Path) -> Path:
 
 
 def etcd_argv(m: MachineContext, existing: bool) -> tuple[str, ...]:
-    """The member's command; `existing` when its data dir already holds a member (a restart)."""
-    client = f"http://{m.mgmt_ip}:{ETCD_CLIENT_PORT}"
+    """The member's command; `existing` when its data dir already holds a member (a restart).
+    TLS only, for clients and peers, each with a certificate of the lab's CA."""
+    client = f"https://{m.mgmt_ip}:{ETCD_CLIENT_PORT}"
+    member = ClusterPKI(m.pki_dir).member(m.name)
     return (
         "etcd",
         f"--name={m.name}",
         f"--data-dir={etcd_data_dir(m.state_dir)}",
-        f"--listen-client-urls={client},http://127.0.0.1:{ETCD_CLIENT_PORT}",
+        f"--listen-client-urls={client},https://127.0.0.1:{ETCD_CLIENT_PORT}",
         f"--advertise-client-urls={client}",
-        f"--listen-peer-urls=http://{m.mgmt_ip}:{ETCD_PEER_PORT}",
-        f"--initial-advertise-peer-urls=http://{m.mgmt_ip}:{ETCD_PEER_PORT}",
+        f"--listen-peer-urls=https://{m.mgmt_ip}:{ETCD_PEER_PORT}",
+        f"--initial-advertise-peer-urls=https://{m.mgmt_ip}:{ETCD_PEER_PORT}",
         f"--initial-cluster={m.initial_cluster}",
         f"--initial-cluster-token={m.cluster_token}",
         f"--initial-cluster-state={'existing' if existing else 'new'}",
         *ETCD_TUNING,
+        *client_tls_flags(member),
+        *peer_tls_flags(member),
     )
 
 
@@ -78,6 +90,7 @@ def machine_processes(
     """The processes machine `m` runs, restricted to `kinds` (the lab can run etcd alone)."""
     stackfleet = str(m.venv / "bin" / "stackfleet")
     endpoints = ",".join(m.endpoints)
+    pki = ClusterPKI(m.pki_dir)
     specs: list[ProcessSpec] = []
     if m.role == "controller" and "etcd" in kinds:
         specs.append(ProcessSpec("etcd", etcd_argv(m, etcd_existing)))
@@ -86,7 +99,7 @@ def machine_processes(
             ProcessSpec(
                 "engine",
                 (stackfleet, "engine", "--endpoints", endpoints, "--name", m.name,
-                 "--ttl", str(m.ttl)),
+                 "--ttl", str(m.ttl), *tls_argv(pki.engine(m.name))),
             )
         )
     if "agent" in kinds:
@@ -104,6 +117,10 @@ def machine_processes(
                     "--endpoints", endpoints,
                     "--ttl", str(m.ttl),
                     "--netns", m.name,
+                    *tls_argv(pki.agent(m.name)),
+                    "--unit-cert-file", str(pki.units(m.name).cert_file),
+                    "--unit-key-file", str(pki.units(m.name).key_file),
+                    "--private-dir", str(m.pki_dir),
                 ),
             )
         )

@@ -57,6 +57,11 @@ def lab_file(root: Path) -> Path:
     return root / LAB_FILE
 
 
+def pki_dir(lab: LabInfo) -> Path:
+    """The lab's CA and every certificate (clusterpki.py): hidden from units but their own."""
+    return Path(lab.root) / "pki"
+
+
 def machine_dir(root: Path, name: str) -> Path:
     return root / "machines" / name
 

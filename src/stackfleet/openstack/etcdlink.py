@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from ..discovery import secrets_dir
 from ..registry.interface import RegistryAPI
 from ..registry.lease import LeaseKeeper
 from ..runtime.files import write_json_atomic
@@ -27,7 +28,7 @@ SECRET_PREFIX = "fernet:"
 
 def key_file(shared_dir: Path) -> Path:
     """Where the cluster's settings key lives: on the shared storage, readable by root only."""
-    return shared_dir / "secrets" / "settings.key"
+    return secrets_dir(shared_dir) / "settings.key"
 
 
 def kept_settings_file(key: Path) -> Path:

@@ -15,10 +15,11 @@ import aetcd
 import aetcd.exceptions as aexc
 import grpc
 
-from .endpoints import BadEndpoint, EtcdUnavailable, parse_endpoint
-from .tls import TLSClient, TLSConfigError, TLSFiles
+from .endpoints import AccessDenied, BadEndpoint, EtcdUnavailable, parse_endpoint
+from .tls import TLSClient, channel_credentials
+from .tlsfiles import TLSConfigError, TLSFiles
 
-__all__ = ["BadEndpoint", "EtcdConnection", "EtcdUnavailable", "parse_endpoint"]
+__all__ = ["AccessDenied", "BadEndpoint", "EtcdConnection", "EtcdUnavailable", "parse_endpoint"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +33,9 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     ConnectionError,
 )
+
+# What etcd answers when auth is on and the certificate's user may not do this.
+_DENIED = ("permission denied", "user name not found", "user name is empty", "authentication failed")
 
 # A dead peer on a hung TCP connection is only noticed through keepalive pings. etcd answers
 # pings sooner than its --grpc-keepalive-min-time (5 s), or any ping while no stream is open,
@@ -58,11 +62,12 @@ class EtcdConnection:
             raise BadEndpoint("endpoints mix http:// and https://; a cluster is one or the other")
         self._addresses = [(host, port) for _, host, port in parsed]
         self._credentials: grpc.ChannelCredentials | None = None
+        self._tls = tls
         if schemes == {"https"}:
             if tls is None:
                 raise TLSConfigError("https:// endpoints need the cluster's CA: give --ca-file "
                                      "(and --cert-file/--key-file when the cluster asks for a client certificate)")
-            self._credentials = tls.credentials()
+            self._credentials = channel_credentials(tls)
         elif tls is not None:
             raise TLSConfigError("certificates were given for plaintext http:// endpoints; use https://")
         self.timeout = timeout
@@ -125,6 +130,12 @@ class EtcdConnection:
             except RETRYABLE as err:
                 last = err
                 await self.failover(generation)
+            except aexc.ClientError as err:
+                if any(words in str(err) for words in _DENIED):
+                    raise AccessDenied(f"etcd refused the request: {err} (the user is the common name of "
+                                       f"{self._tls.cert_file if self._tls else 'the client certificate'}; "
+                                       "the admin certificate may do everything)") from None
+                raise
             except asyncio.CancelledError as err:
                 # A concurrent call failed over and closed the channel this call was using:
                 # gRPC reports that as a cancellation. Only a cancellation of our own task stops us.
@@ -132,7 +143,18 @@ class EtcdConnection:
                 if generation == self.generation or (task is not None and task.cancelling()):
                     raise
                 last = err
-        raise EtcdUnavailable(self.endpoints, last)
+        raise EtcdUnavailable(self.endpoints, last, self._hint(last))
+
+    def _hint(self, cause: BaseException | None) -> str | None:
+        """What to check when a TLS cluster does not answer: most often, the certificates."""
+        if self._tls is None:
+            return None
+        if self._tls.cert_file is None:
+            return "the cluster may want a client certificate: give --cert-file and --key-file too"
+        if any(words in str(cause) for words in ("andshake", "SSL", "TSI_", "ertificate")):
+            return (f"the TLS handshake failed: is {self._tls.ca_file} the CA of the cluster's certificates, "
+                    f"does it know {self._tls.cert_file}, and does the endpoint serve TLS?")
+        return None
 
     async def close(self) -> None:
         old, self._client = self._client, None

@@ -31,10 +31,15 @@ def parse_endpoint(endpoint: str) -> tuple[str, str, int]:
 
 
 class EtcdUnavailable(Exception):
-    """No endpoint of the cluster answered."""
+    """No endpoint of the cluster answered; `hint` says what to check, when more is known."""
 
-    def __init__(self, endpoints: list[str], cause: BaseException | None) -> None:
+    def __init__(self, endpoints: list[str], cause: BaseException | None, hint: str | None = None) -> None:
         self.endpoints = endpoints
         self.cause = cause
+        self.hint = hint
         detail = f": {type(cause).__name__} {cause}".rstrip() if cause else ""
         super().__init__(f"etcd is unreachable at {', '.join(endpoints)}{detail}")
+
+
+class AccessDenied(Exception):
+    """etcd refused the request for the user of the client certificate (auth is on)."""

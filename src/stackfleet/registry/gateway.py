@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .endpoints import EtcdUnavailable, parse_endpoint
-from .keys import DEFAULT_PREFIX, KeySchema
+from .keys import DEFAULT_PREFIX, KeySchema, prefix_end
 from .records import JobRecord, MachineRecord, ScheduleEntry, UnitState
 
 if TYPE_CHECKING:
     import ssl
 
-    from .tls import TLSFiles
+    from .tlsfiles import TLSFiles
 
 KV = dict[bytes, bytes]
 
@@ -32,11 +32,6 @@ class GatewayRefused(Exception):
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
-
-
-def _prefix_end(prefix: bytes) -> bytes:
-    """etcd's range_end for "every key that starts with prefix" (prefixes here end in '/')."""
-    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 class GatewayReader:
@@ -54,7 +49,7 @@ class GatewayReader:
         import ssl  # only for https:// endpoints
 
         if self._tls is None:
-            from .tls import TLSConfigError
+            from .tlsfiles import TLSConfigError
 
             raise TLSConfigError("https:// endpoints need the cluster's CA: give --ca-file")
         context = ssl.create_default_context(cafile=str(self._tls.ca_file))
@@ -92,7 +87,7 @@ class GatewayReader:
 
     def ranges(self, prefixes: Iterable[bytes], keys: Iterable[bytes] = ()) -> list[KV]:
         """Every key under each prefix, then each single key, read in one transaction."""
-        ops = [{"request_range": {"key": _b64(p), "range_end": _b64(_prefix_end(p))}} for p in prefixes]
+        ops = [{"request_range": {"key": _b64(p), "range_end": _b64(prefix_end(p))}} for p in prefixes]
         ops += [{"request_range": {"key": _b64(k)}} for k in keys]
         answer = self._post("/v3/kv/txn", {"success": ops})
         responses = answer.get("responses") or []

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 DEFAULT_PREFIX = "/stackfleet"
 
 
+def prefix_end(prefix: bytes) -> bytes:
+    """etcd's range_end for "every key that starts with prefix" (prefixes here end in '/')."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
 @dataclass(frozen=True)
 class KeySchema:
     prefix: str = DEFAULT_PREFIX

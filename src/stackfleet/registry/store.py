@@ -26,6 +26,7 @@ from .records import (
     ScheduleEntry,
     UnitState,
 )
+from .tlsfiles import TLSFiles
 from .watch import WatchUpdate, list_prefix, watch_prefix
 
 # etcd refuses transactions with more operations than --max-txn-ops (128 by default).
@@ -51,8 +52,9 @@ class Registry:
         self.keys = KeySchema(prefix)
 
     @classmethod
-    def open(cls, endpoints: list[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0) -> Registry:
-        return cls(EtcdConnection(endpoints, timeout=timeout), prefix)
+    def open(cls, endpoints: list[str], prefix: str = DEFAULT_PREFIX, timeout: float = 2.0,
+             tls: TLSFiles | None = None) -> Registry:
+        return cls(EtcdConnection(endpoints, timeout=timeout, tls=tls), prefix)
 
     async def close(self) -> None:
         await self.conn.close()

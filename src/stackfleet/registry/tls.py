@@ -6,39 +6,20 @@ scheme alone (see `connection.py`): an `https://` endpoint never falls back to p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aetcd
 import grpc
 from aetcd import rpc, watcher
 
+from .tlsfiles import TLSConfigError, TLSFiles
 
-class TLSConfigError(ValueError):
-    """The certificate files cannot be used; the message names the file and what to do."""
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    def credentials(self) -> grpc.ChannelCredentials:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise TLSConfigError("--cert-file and --key-file go together: give both or neither")
-        ca = _read(self.ca_file, "--ca-file")
-        cert = _read(self.cert_file, "--cert-file") if self.cert_file else None
-        key = _read(self.key_file, "--key-file") if self.key_file else None
-        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+__all__ = ["TLSClient", "TLSConfigError", "TLSFiles", "channel_credentials"]
 
 
-def _read(path: Path, flag: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise TLSConfigError(f"{path}: cannot read the file given by {flag}: {err.strerror}") from None
+def channel_credentials(files: TLSFiles) -> grpc.ChannelCredentials:
+    ca, cert, key = files.read()
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
 
 class TLSClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no type information

@@ -317,7 +317,8 @@ class Shim:
             cmd=cmd, base_environment=self.config.base_environment,
             environment=self.spec.environment, environment_files=self.spec.environment_files,
             extra=extra, working_directory=self.spec.working_directory, user=self.spec.user,
-            group=self.spec.group, cgroup=self.group,
+            group=self.spec.group, cgroup=self.group, hidden_dirs=self.spec.hidden_dirs,
+            kept_files=self.spec.kept_files,
         )
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         report_r, report_w = os.pipe2(os.O_CLOEXEC)

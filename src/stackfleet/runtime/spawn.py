@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from stackfleet.runtime import privatedirs
 from stackfleet.runtime.cgroup import Group
-from stackfleet.runtime.policy import EXIT_CGROUP, EXIT_CHDIR, EXIT_EXEC, EXIT_GROUP, EXIT_USER
+from stackfleet.runtime.policy import EXIT_CGROUP, EXIT_CHDIR, EXIT_EXEC, EXIT_GROUP, EXIT_NAMESPACE, EXIT_USER
 from stackfleet.unit.values import ExecCommand, decode_environment_file, expand_argv
 
 EXIT_RESOURCES = 1  # systemd fails the unit with result 'resources' before any command runs
@@ -42,6 +43,8 @@ class Launch:
     user: str | None = None
     group: str | None = None
     cgroup: Group | None = None
+    hidden_dirs: list[str] = field(default_factory=list)  # see privatedirs.py
+    kept_files: list[str] = field(default_factory=list)
 
 
 class ChildError(Exception):
@@ -72,6 +75,10 @@ def exec_child(launch: Launch, out_fd: int, report_fd: int) -> NoReturn:
                                  f"Failed to join cgroup {launch.cgroup.path}: {exc.strerror}") from None
         os.setpgid(0, 0)  # its own group, to be signalled as a whole
         creds = credentials(launch.user, launch.group)
+        try:  # before EnvironmentFile= is read: a file in a hidden directory is hidden from it too
+            privatedirs.hide(launch.hidden_dirs, launch.kept_files, creds.uid, creds.gid)
+        except OSError as exc:  # fail closed: never run a unit that would see what it must not
+            raise ChildError(EXIT_NAMESPACE, "resources", f"Failed to set up mount namespacing: {exc}") from None
         env = environment(launch, creds)
         argv = expand_argv(launch.cmd, env)
         cwd = working_directory(launch.working_directory, env)

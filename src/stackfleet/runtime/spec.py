@@ -60,6 +60,10 @@ class ServiceSpec:
     group: str | None = None
     memory_max: int | None = None  # MemoryMax= in bytes; None is infinity
     cpu_quota: float | None = None  # CPUQuota= in CPUs: 0.2 for 20%, 2.0 for 200%
+    # Set by the agent, not by the unit file: directories hidden from the unit, and the files in
+    # them it keeps (its etcd certificate, if it declares EtcdAccess=true). See privatedirs.py.
+    hidden_dirs: list[str] = field(default_factory=list)
+    kept_files: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.restart not in RESTART_POLICIES:
@@ -162,6 +166,8 @@ class ServiceSpec:
             "group": self.group,
             "memory_max": self.memory_max,
             "cpu_quota": self.cpu_quota,
+            "hidden_dirs": list(self.hidden_dirs),
+            "kept_files": list(self.kept_files),
         }
 
     @classmethod
@@ -196,6 +202,8 @@ class ServiceSpec:
             group=_optional_str(data.get("group")),
             memory_max=_optional(_json_int, data.get("memory_max")),
             cpu_quota=_optional(_json_float, data.get("cpu_quota")),
+            hidden_dirs=[str(d) for d in data.get("hidden_dirs") or []],  # type: ignore[attr-defined]
+            kept_files=[str(f) for f in data.get("kept_files") or []],  # type: ignore[attr-defined]
         )
 
 

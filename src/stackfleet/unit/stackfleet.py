@@ -14,6 +14,7 @@ from .parser import Entry, Section, effective
 from .schema import STACKFLEET_SECTION, did_you_mean, parse_bool
 
 FENCE_ON_LEASE_LOSS = "FenceOnLeaseLoss"
+ETCD_ACCESS = "EtcdAccess"
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,15 @@ class StackfleetOptions:
     # unit is, and start it again only once the machine is a member again: for global units whose
     # work must not outlive the machine's membership (compute: its guests' disks are shared).
     fence_on_lease_loss: bool = False
+    # Hand the unit this machine's units certificate and the settings' sealing key, which other
+    # units do not see (agent/unitaccess.py): for the role units, which read the cluster settings.
+    etcd_access: bool = False
 
 
 # key -> (field of StackfleetOptions, parser of one value; raises Problem)
 OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     FENCE_ON_LEASE_LOSS: ("fence_on_lease_loss", parse_bool),
+    ETCD_ACCESS: ("etcd_access", parse_bool),
 }
 assert {f for f, _ in OPTIONS.values()} == {f.name for f in fields(StackfleetOptions)}
 
