@@ -16,6 +16,9 @@ from stackfleet.openstack.services import password_keys
 # (nova 34, keystone 30, neutron 29, glance 33, placement 16 are all 2026.2 "Hibiscus").
 RELEASE = "2026.2"
 HA_MODES = ("L3_HA", "DVR")
+# Nova's libvirt virt_type: qemu is software emulation (TCG), for boxes without usable KVM such as
+# the lab; kvm on real hosts.
+VIRT_TYPES = ("qemu", "kvm")
 
 DEFAULTS: dict[str, str] = {
     "region": "RegionOne",
@@ -23,6 +26,11 @@ DEFAULTS: dict[str, str] = {
     "release": RELEASE,
     "admin_project": "admin",
     "admin_user": "admin",
+    "virt_type": "qemu",
+    # The NICs every network and compute machine has, as in the original's Vagrant machines:
+    # VXLAN leaves over the tunnel one (via br-phy), br-ex holds the external one.
+    "tunnel_interface": "eth2",
+    "external_interface": "eth1",
 }
 
 # The services' own (databases, service users) come from the service table.
@@ -48,6 +56,9 @@ class Settings:
     admin_project: str
     admin_user: str
     passwords: Mapping[str, str]
+    virt_type: str = "qemu"
+    tunnel_interface: str = "eth2"
+    external_interface: str = "eth1"
 
     def password(self, key: str) -> str:
         return self.passwords[key]
@@ -76,6 +87,12 @@ def validate(key: str, value: str) -> tuple[str, str]:
             raise SettingsError(
                 f"HA_MODE={value!r} is not allowed; allowed values: {' or '.join(HA_MODES)}")
         return name, mode
+    if name == "virt_type":
+        kind = value.lower()
+        if kind not in VIRT_TYPES:
+            raise SettingsError(
+                f"virt_type={value!r} is not allowed; allowed values: {' or '.join(VIRT_TYPES)}")
+        return name, kind
     if name == "release":
         if value != RELEASE:
             raise SettingsError(
@@ -112,7 +129,9 @@ def parse(raw: Mapping[str, str]) -> Settings:
     return Settings(
         region=values["region"], ha_mode=values["ha_mode"], release=values["release"],
         admin_project=values["admin_project"], admin_user=values["admin_user"],
-        passwords={k: values[k] for k in PASSWORD_KEYS})
+        passwords={k: values[k] for k in PASSWORD_KEYS}, virt_type=values["virt_type"],
+        tunnel_interface=values["tunnel_interface"],
+        external_interface=values["external_interface"])
 
 
 def shown(raw: Mapping[str, str]) -> dict[str, str]:
