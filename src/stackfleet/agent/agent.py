@@ -29,7 +29,7 @@ from ..registry.lease import LeaseExpired
 from ..registry.records import MachineRecord, ScheduleEntry
 from ..runtime.base import Runtime
 from ..runtime.fence import write_fence
-from ..runtime.process import ProcessRuntime
+from ..runtime.process import SOURCE_ROOT, ProcessRuntime
 from ..runtime.spec import ServiceSpec
 from ..unit import UnitInvalid, parse_unit
 from . import fence as fencing
@@ -327,6 +327,9 @@ class Agent:
         venv_bin = str(Path(sys.executable).parent)
         return {
             "PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            # `stackfleet ...` in an ExecStart runs the agent's own source tree, not whatever
+            # the venv's install points at (a worktree's agent runs its own roles).
+            "PYTHONPATH": SOURCE_ROOT,
             "STACKFLEET_ENDPOINTS": ",".join(self.config.endpoints),
             "STACKFLEET_PREFIX": self.registry.prefix,
             "STACKFLEET_MACHINE_ID": m.id,

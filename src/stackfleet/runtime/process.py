@@ -35,7 +35,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Like systemd, units get a small, predictable environment rather than the agent's.
 PASSED_VARIABLES = ("PATH", "LANG", "LC_ALL", "HOME", "USER", "LOGNAME", "SHELL", "TZ")
 _FREEZE_ROUNDS = 20
-_SOURCE_ROOT = str(Path(stackfleet.__file__).resolve().parent.parent)
+SOURCE_ROOT = str(Path(stackfleet.__file__).resolve().parent.parent)
 CGROUP_ENV = "STACKFLEET_CGROUP"
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class ProcessRuntime(Runtime):
         # The old status belongs to the previous shim; the new one writes its own at once.
         paths.status.unlink(missing_ok=True)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [SOURCE_ROOT, env.get("PYTHONPATH")]))
         with open(paths.shim_log, "ab") as log:
             self._shims[spec.name] = subprocess.Popen(
                 [self.python, "-m", "stackfleet.runtime.shim", str(paths.dir)],
