@@ -22,7 +22,7 @@ import pytest
 from stackfleet.failover import patiently
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
-from stackfleet.openstack import reach
+from stackfleet.openstack import reach, router_state
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
@@ -198,13 +198,8 @@ def test_l3_ha_exactly_one_network_machine_holds_the_router(cloud: dict[str, obj
 
 
 def _router_states(lab: LabInfo, router_id: str) -> dict[str, str]:
-    """keepalived's state per network machine, as the L3 agent records it."""
-    states = {}
-    for m in lab.machines:
-        if m.role == "network":
-            path = Path(m.state_dir) / "network" / "neutron" / "ha_confs" / router_id / "state"
-            states[m.name] = path.read_text().strip() if path.exists() else "none"
-    return states
+    network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}
+    return router_state.keepalived_states(network, router_id)
 
 
 def _fail_over(cloud: dict[str, object], fault: str) -> ControllerFailover:

@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.unit.test_openstack_configs import ini, make_site
 
-from stackfleet.openstack import libvirtd, neutron_agents, ovs
+from stackfleet.openstack import libvirtd, neutron_agents, ovs, reach, router_state
 
 IP_JSON = json.dumps([{"ifname": "eth2", "address": "3a:1f:00:00:00:31", "addr_info": [
     {"family": "inet6", "local": "fe80::1", "prefixlen": 64},
@@ -34,8 +35,10 @@ def test_qemu_stays_in_the_units_cgroup_and_writes_its_own_logs():
 
 def test_libvirtd_gets_private_dirs_then_becomes_the_process():
     root = Path("/state/libvirt")
-    script = libvirtd.launch_script(root).splitlines()
+    script = libvirtd.launch_script(root, "compute-02").splitlines()
     assert script[-1].startswith(f"exec {libvirtd.LIBVIRTD} ")
+    # Nova names the compute node after the hypervisor's host name: one per machine.
+    assert "hostname compute-02" in script
     for src, target in libvirtd.MOUNTS:
         assert f"mkdir -p {target} && mount --bind {root / src} {target}" in script
     assert libvirtd.connection_uri(root) == \
@@ -64,3 +67,38 @@ def test_compute_runs_the_l2_agent_and_with_dvr_the_l3_and_metadata_agents(role,
     names = neutron_agents.agents(role, mode)
     assert len(names) == wanted and names[0] == "neutron-openvswitch-agent"
     assert ("neutron-l3-agent" in names) == (role == "network" or mode == "DVR")
+
+
+def test_ping_summaries_of_iputils_and_busybox_parse():
+    iputils = ("5 packets transmitted, 4 received, 20% packet loss, time 4005ms\n"
+               "rtt min/avg/max/mdev = 0.512/1.250/2.001/0.400 ms\n")
+    assert reach.parse_ping(iputils) == reach.PingResult(5, 4, 1.25)
+    busybox = ("3 packets transmitted, 3 packets received, 0% packet loss\n"
+               "round-trip min/avg/max = 0.9/1.1/1.4 ms\n")
+    assert reach.parse_ping(busybox) == reach.PingResult(3, 3, 1.1)
+    assert reach.parse_ping("connect: Network is unreachable") == reach.PingResult(0, 0, None)
+
+
+def test_ssh_goes_as_cirros_with_the_key_from_outside():
+    argv = reach.outside_argv(reach.ssh_argv(Path("/s/myKey.pem"), "10.0.5.101", "true"))
+    assert argv[:4] == ["ip", "netns", "exec", "outside"]
+    assert argv[-3:] == ["/s/myKey.pem", "cirros@10.0.5.101", "true"]
+
+
+def test_keepalived_states_name_the_primary(tmp_path):
+    machines = {"network-01": tmp_path / "n1", "network-02": tmp_path / "n2"}
+    for name, state in (("network-01", "backup"), ("network-02", "primary\n")):
+        path = router_state.state_file(machines[name], "r1")
+        path.parent.mkdir(parents=True)
+        path.write_text(state)
+    states = router_state.keepalived_states({**machines, "network-03": tmp_path / "n3"}, "r1")
+    assert states == {"network-01": "backup", "network-02": "primary", "network-03": "none"}
+    assert router_state.primaries(states) == ["network-02"]
+
+
+def test_dnsmasq_keeps_root_where_the_dhcp_agent_runs():
+    files = neutron_agents.render(make_site(), "network")
+    dhcp = ini(files["neutron/dhcp_agent.ini"])
+    assert dhcp["DEFAULT"]["dnsmasq_config_file"] == "/state/etc/neutron/dnsmasq.conf"
+    assert files["neutron/dnsmasq.conf"] == "user=root\n"
+    assert "neutron/dnsmasq.conf" not in neutron_agents.render(make_site(), "compute")

@@ -30,7 +30,7 @@ def virt_driver() -> str:
 async def start_hypervisor(run: RoleRun) -> None:
     root = libvirtd.state_root(run.ctx.state_dir)
     libvirtd.prepare(root)
-    run.sup.start(libvirtd.spec(root, run.log("libvirtd"), ovs.ovs_env(run)))
+    run.sup.start(libvirtd.spec(root, run.ctx.host, run.log("libvirtd"), ovs.ovs_env(run)))
 
 
 async def serve(run: RoleRun) -> None:

@@ -320,9 +320,16 @@ def dhcp_agent_ini(site: Site) -> str:
     return render_ini({
         "DEFAULT": {"interface_driver": "openvswitch", "ovs_use_veth": True,
                     "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
-                    "enable_isolated_metadata": True},
+                    "enable_isolated_metadata": True,
+                    "dnsmasq_config_file": site.state / "etc" / "neutron" / "dnsmasq.conf"},
         "ovs": {"ovsdb_connection": ovs_db(site), "datapath_type": "netdev"},
     })
+
+
+def dnsmasq_conf(site: Site) -> str:
+    # dnsmasq drops to user nobody by default, and on these machines it then received every
+    # DHCP request and answered none (a dnsmasq kept as root answered at once).
+    return "user=root\n"
 
 
 def metadata_agent_ini(site: Site) -> str:

@@ -72,10 +72,12 @@ def connection_uri(root: Path) -> str:
     return f"qemu+unix:///system?socket={socket_path(root)}"
 
 
-def launch_script(root: Path) -> str:
-    """The shell that builds libvirtd's mount namespace, then becomes libvirtd (pure)."""
+def launch_script(root: Path, host: str) -> str:
+    """The shell that builds libvirtd's mount namespace, then becomes libvirtd (pure).
+    libvirtd also gets its own UTS namespace named `host`: Nova names the compute node (and its
+    placement resource provider) after the hypervisor's host name, which all lab machines share."""
     q = quoting.shell
-    lines = ["set -e",
+    lines = ["set -e", f"hostname {q(host)}",
              # A fresh /run: the host's holds other daemons' sockets and pid files.
              "mount -t tmpfs stackfleet-libvirt-run /run",
              "mkdir -p /run/lock " + " ".join(q(target) for _, target in MOUNTS if
@@ -101,8 +103,9 @@ def prepare(root: Path) -> None:
     (etc / "libvirtd.conf").write_text(libvirtd_conf(root))
 
 
-def spec(root: Path, log: Path, env: Mapping[str, str]) -> ServiceSpec:
+def spec(root: Path, host: str, log: Path, env: Mapping[str, str]) -> ServiceSpec:
     """libvirtd as a service. `env` points the ovs-vsctl it runs for OVS ports at our ovsdb."""
-    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", launch_script(root)]
+    argv = ["unshare", "-m", "-u", "--propagation", "private", "sh", "-c",
+            launch_script(root, host)]
     # stop_last: after nova-compute, before the Open vSwitch it plugs guests into.
     return ServiceSpec("libvirtd", argv, log, env, stop_last=True, stop_timeout=10)

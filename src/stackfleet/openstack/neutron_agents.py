@@ -37,8 +37,10 @@ def render(site: Site, role: str) -> dict[str, str]:
         "neutron-metadata-agent": lambda: configs.metadata_agent_ini(site),
     }
     files = {"neutron/neutron.conf": configs.neutron_agent_conf(site)}
-    files.update({f"neutron/{INI[name]}": renderers[name]()
-                  for name in agents(role, site.settings.ha_mode)})
+    names = agents(role, site.settings.ha_mode)
+    files.update({f"neutron/{INI[name]}": renderers[name]() for name in names})
+    if "neutron-dhcp-agent" in names:
+        files["neutron/dnsmasq.conf"] = configs.dnsmasq_conf(site)
     return files
 
 
