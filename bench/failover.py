@@ -112,9 +112,10 @@ async def network_rounds(count: int) -> dict[str, list[float]]:
             fault_at = time.monotonic()
             ops.halt(root, victim)
             took_over = None
+            # The halted machine's own state file still says primary: only the others count.
+            others = {n: d for n, d in network.items() if n != victim}
             while time.monotonic() - fault_at < NETWORK_TAKEOVER_TIMEOUT:
-                now = router_state.primaries(router_state.keepalived_states(network, router))
-                if now and victim not in now:
+                if router_state.primaries(router_state.keepalived_states(others, router)):
                     took_over = time.monotonic() - fault_at
                     break
                 await asyncio.sleep(0.1)

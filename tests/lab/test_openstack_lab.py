@@ -108,6 +108,16 @@ def _guest_ssh(seeded: dict[str, str], command: str) -> str:
     return done.stdout
 
 
+# The first test of the module also pays for the cloud fixture (pytest-timeout counts fixtures).
+@pytest.mark.timeout(1500)
+def test_the_seed_booted_a_guest_with_a_floating_ip(cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    assert seeded["guest_image_id"] and seeded["floating_ip"].startswith("10.0.5.")
+    assert seeded["server_host"].startswith("compute-")
+    assert Path(seeded["key_file"]).stat().st_mode & 0o077 == 0  # ssh refuses a readable key
+    print(f"cloud up and seeded in {cloud['cold_start']:.0f} s")
+
+
 @pytest.mark.timeout(300)
 def test_the_user_pings_and_sshs_into_the_guest_from_outside(cloud: dict[str, object]) -> None:
     seeded = _seeded(cloud)

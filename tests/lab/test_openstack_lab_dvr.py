@@ -14,29 +14,12 @@ import pytest
 
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 
+from . import test_openstack_lab as l3ha
 from .faults import cli, machine_processes
-from .test_openstack_lab import (
-    READY_TIMEOUT,
-    UNITS,
-    _seeded,
-    on_link,
-    test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network,
-    test_the_guest_reaches_the_router_gateway_and_outside,
-    test_the_guest_took_its_address_and_mtu_from_dhcp,
-    test_the_key_came_from_the_metadata_service,
-    test_the_user_pings_and_sshs_into_the_guest_from_outside,
-)
+from .test_openstack_lab import READY_TIMEOUT, UNITS, _seeded, on_link
 
 pytestmark = [pytest.mark.lab, pytest.mark.openstack]
 ROLE_UNITS = ("controller.service", "network.service", "compute.service")
-# The data-plane tests of the L3_HA module, on this module's cloud (pytest collects them here too).
-DATA_PLANE_TESTS = (
-    test_the_user_pings_and_sshs_into_the_guest_from_outside,
-    test_the_guest_took_its_address_and_mtu_from_dhcp,
-    test_the_key_came_from_the_metadata_service,
-    test_the_guest_reaches_the_router_gateway_and_outside,
-    test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network,
-)
 
 
 def _set_ha_mode(lab, mode: str) -> None:  # type: ignore[no-untyped-def]
@@ -70,6 +53,19 @@ def cloud(lab_session) -> Iterator[dict[str, object]]:  # type: ignore[no-untype
     yield {"lab": lab, "session": lab_session, "record": record, "env": env,
            "cold_start": time.monotonic() - started}
     _set_ha_mode(lab, "L3_HA")
+
+
+# First, so that it pays for the fixture (a data reset, a cold start and a seed).
+test_the_seed_booted_a_guest_with_a_floating_ip = l3ha.test_the_seed_booted_a_guest_with_a_floating_ip
+# The data-plane tests of the L3_HA module, on this module's cloud; bound here in this order.
+test_the_user_pings_and_sshs_into_the_guest_from_outside = \
+    l3ha.test_the_user_pings_and_sshs_into_the_guest_from_outside
+test_the_guest_took_its_address_and_mtu_from_dhcp = l3ha.test_the_guest_took_its_address_and_mtu_from_dhcp
+test_the_key_came_from_the_metadata_service = l3ha.test_the_key_came_from_the_metadata_service
+test_the_guest_reaches_the_router_gateway_and_outside = \
+    l3ha.test_the_guest_reaches_the_router_gateway_and_outside
+test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network = \
+    l3ha.test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network
 
 
 @pytest.mark.timeout(60)
