@@ -6,8 +6,10 @@ with the new controller address and restarting nova-compute and the agents. libv
 vSwitch keep running across a move, and with them the guests.
 
 The virt driver is libvirt (libvirtd.py, QEMU with the cluster's `virt_type`: qemu in the lab,
-kvm on real hosts). `STACKFLEET_VIRT_DRIVER=fake` selects Nova's fake driver instead: servers
-go ACTIVE with no guest at all, for fast tests of the control plane only.
+kvm on real hosts). `STACKFLEET_VIRT_DRIVER=fake` selects Nova's fake driver instead, for fast
+tests of the control plane only (tests/openstack's stand-alone cloud on one host): servers go
+ACTIVE with no guest, and this role then runs no data plane (no Open vSwitch, no agents). Their
+ports bind only where an OVS agent runs under the same host name.
 """
 from __future__ import annotations
 
@@ -36,14 +38,15 @@ async def start_hypervisor(run: RoleRun) -> None:
 async def serve(run: RoleRun) -> None:
     say = run.ctx.say
     driver = virt_driver()
-    for tool in TOOLS if driver == "libvirt" else ():
+    for tool in TOOLS if driver != "fake" else ():
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is missing: run scripts/install-openstack")
     settings = await run.settings()
-    tunnel_ip = await neutron_agents.start_datapath(run, settings, ROLE)
-    if driver == "libvirt":
+    fake = driver == "fake"
+    tunnel_ip = "" if fake else await neutron_agents.start_datapath(run, settings, ROLE)
+    if not fake:
         await start_hypervisor(run)
-    names = neutron_agents.agents(ROLE, settings.ha_mode)
+    names = () if fake else neutron_agents.agents(ROLE, settings.ha_mode)
     say(f"compute: {driver} driver (virt_type {settings.virt_type}), VXLAN from {tunnel_ip}; "
         "waiting for the controller's address")
     async for controller in run.ctx.link.controller_address_changes():
@@ -53,12 +56,13 @@ async def serve(run: RoleRun) -> None:
         (run.ctx.state_dir / "nova").mkdir(parents=True, exist_ok=True)
         neutron_agents.prepare_dirs(run)
         run.write_configs({"nova/nova-compute.conf": configs.nova_compute_conf(site, driver),
-                           **neutron_agents.render(site, ROLE)})
+                           **({} if fake else neutron_agents.render(site, ROLE))})
         if run.sup.pid("nova-compute") is not None:
             say(f"compute: controller moved to {controller}; restarting nova-compute")
             await run.sup.stop_service("nova-compute")
         else:
-            say(f"compute: controller at {controller}; starting nova-compute and {', '.join(names)}")
+            say(f"compute: controller at {controller}; starting nova-compute "
+                f"{'and ' + ', '.join(names) if names else '(no data plane)'}")
         await neutron_agents.restart(run, names)
         run.sup.start(ServiceSpec(
             "nova-compute",

@@ -12,7 +12,7 @@ from stackfleet.openstack import configs, ovs
 from stackfleet.openstack.configs import Site
 from stackfleet.openstack.role_context import RoleRun
 from stackfleet.openstack.role_supervisor import ServiceSpec
-from stackfleet.openstack.settings import Settings
+from stackfleet.openstack.settings import NO_INTERFACE, Settings
 
 # name -> its own file under STATE/etc/neutron (beside neutron.conf)
 INI = {"neutron-openvswitch-agent": "openvswitch_agent.ini",
@@ -70,9 +70,12 @@ async def restart(run: RoleRun, names: tuple[str, ...]) -> None:
 
 
 async def start_datapath(run: RoleRun, settings: Settings, role: str) -> str:
-    """Open vSwitch with br-phy (and br-ex where needed); returns this machine's tunnel IP."""
+    """Open vSwitch with br-phy (and br-ex where needed); returns this machine's tunnel IP, or ""
+    without a tunnel NIC (VXLAN then leaves from the management address)."""
     await ovs.start(run)
-    tunnel_ip = await ovs.add_tunnel_bridge(run, settings.tunnel_interface)
+    tunnel_ip = ""
+    if settings.tunnel_interface != NO_INTERFACE:
+        tunnel_ip = await ovs.add_tunnel_bridge(run, settings.tunnel_interface)
     if configs.has_external_bridge(settings.ha_mode, role):
         await ovs.add_external_bridge(run, settings.external_interface)
     return tunnel_ip

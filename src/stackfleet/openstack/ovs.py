@@ -25,6 +25,7 @@ from typing import Any
 from stackfleet.openstack.probes import wait_until
 from stackfleet.openstack.role_context import RoleRun
 from stackfleet.openstack.role_supervisor import ServiceSpec
+from stackfleet.openstack.settings import NO_INTERFACE
 from stackfleet.runtime.files import write_json_atomic
 
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -145,8 +146,10 @@ async def add_tunnel_bridge(run: RoleRun, nic_name: str) -> str:
 
 
 async def add_external_bridge(run: RoleRun, nic_name: str) -> None:
-    """br-ex with the external NIC in it: the flat `external` network's wire."""
-    await read_nic(run, nic_name)  # fails early, naming a missing NIC
+    """br-ex with the external NIC in it ("none": no NIC): the flat `external` network's wire."""
+    port: tuple[str, ...] = ()
+    if nic_name != NO_INTERFACE:
+        await read_nic(run, nic_name)  # fails early, naming a missing NIC
+        port = ("--", "--may-exist", "add-port", EXTERNAL_BRIDGE, nic_name)
     await vsctl(run, "--may-exist", "add-br", EXTERNAL_BRIDGE, "--", "set", "bridge",
-                EXTERNAL_BRIDGE, "datapath_type=netdev",
-                "--", "--may-exist", "add-port", EXTERNAL_BRIDGE, nic_name)
+                EXTERNAL_BRIDGE, "datapath_type=netdev", *port)

@@ -28,7 +28,8 @@ DEFAULTS: dict[str, str] = {
     "admin_user": "admin",
     "virt_type": "qemu",
     # The NICs every network and compute machine has, as in the original's Vagrant machines:
-    # VXLAN leaves over the tunnel one (via br-phy), br-ex holds the external one.
+    # VXLAN leaves over the tunnel one (via br-phy), br-ex holds the external one. "none" (a
+    # cloud on one host): VXLAN from the management address, br-ex with no NIC.
     "tunnel_interface": "eth2",
     "external_interface": "eth1",
 }
@@ -42,6 +43,9 @@ MIN_PASSWORD_LENGTH = 12
 # rebuilds the transport URL for kombu with urllib's quote(), which leaves "/" as it is, and kombu
 # then takes the rest of the password for the URL's path.
 FORBIDDEN = {"rabbit_password": ("/", "oslo.messaging's RabbitMQ driver cannot carry it")}
+
+
+NO_INTERFACE = "none"
 
 
 class SettingsError(ValueError):
