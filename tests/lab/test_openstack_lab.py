@@ -170,7 +170,8 @@ def test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network(
         assert peer["host"] == other
         deadline = time.monotonic() + SSH_TIMEOUT
         while True:  # the peer is still booting: it answers once its DHCP is done
-            out = _guest_ssh(seeded, f"ping -c 2 -W 2 {peer['fixed_ip']}")
+            out = reach.ssh(Path(seeded["key_file"]), seeded["floating_ip"],
+                            f"ping -c 2 -W 2 {peer['fixed_ip']}").stdout
             if reach.parse_ping(out).received or time.monotonic() > deadline:
                 break
         assert reach.parse_ping(out).received, out
