@@ -59,8 +59,10 @@ def create_machine(machine: MachinePlan) -> None:
         if not link_exists(link.host_end):
             ip("link", "add", link.host_end, "type", "veth",
                "peer", "name", link.machine_end, "netns", machine.netns)
+            # Only on a new link: a machine's roles may have moved the address since (the tunnel
+            # address onto br-phy), and a second copy on the NIC cuts the VXLAN tunnels.
+            ip("-n", machine.netns, "addr", "replace", link.cidr, "dev", link.machine_end)
         ip("link", "set", link.host_end, "master", link.network.bridge)
-        ip("-n", machine.netns, "addr", "replace", link.cidr, "dev", link.machine_end)
     set_links(machine, up=True)
 
 
