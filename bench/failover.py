@@ -10,13 +10,20 @@ With --openstack the unit is controller.service with a seeded cloud: it also mea
 Keystone, Glance, Nova and Neutron each answer on the new controller, when every service is
 ready, and when the sample workflow's data has been verified intact (image bytes included).
 
+With --network it halts the network machine whose keepalived holds the seeded L3_HA router
+(primary), while the lab machine `outside` pings the server's floating IP every 0.1 s: the
+packets lost while the other network machine takes the router over, and when it reported
+itself primary.
+
     .venv/bin/python bench/failover.py --rounds 5              # needs root
     .venv/bin/python bench/failover.py --openstack --rounds 3
+    .venv/bin/python bench/failover.py --network --rounds 2
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -27,12 +34,16 @@ from stackfleet.discovery import open_registry
 from stackfleet.failover import FailoverTiming, measure_failover, wait_active
 from stackfleet.lab import ops
 from stackfleet.lab.state import default_root, load_lab
+from stackfleet.openstack import reach, router_state
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 from stackfleet.openstack.controller_failover import fail_over_controller, shared_record
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
 
 UNITS = Path(__file__).resolve().parents[1] / "units"
 UNIT = UNITS / "examples" / "beacon.service"
+ROLES = ("controller.service", "network.service", "compute.service")
+PING_INTERVAL = 0.1
+NETWORK_TAKEOVER_TIMEOUT = 90.0
 
 
 def stackfleet(*args: str) -> None:
@@ -65,6 +76,71 @@ async def rounds(count: int) -> list[FailoverTiming]:
     return results
 
 
+async def seeded_cloud(link: EtcdClusterLink, shared: Path) -> dict[str, str]:
+    """The roles started and the sample workflow seeded (once): its record."""
+    stackfleet("start", "--no-block", *(str(UNITS / r) for r in ROLES))
+    address = await wait_controller_ready(link, 600)
+    record = shared_record(shared)
+    if not record.exists():
+        seeded = workflow("seed", record, await admin_environment(link, address))
+        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    data: dict[str, str] = json.loads(record.read_text())
+    return data
+
+
+async def network_rounds(count: int) -> dict[str, list[float]]:
+    root = default_root()
+    lab = load_lab(root)
+    assert lab is not None
+    registry = open_registry()
+    link = EtcdClusterLink(registry, key_file(Path(lab.shared_dir)))
+    network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}
+    columns: dict[str, list[float]] = {}
+    try:
+        seeded = await seeded_cloud(link, Path(lab.shared_dir))
+        fip, router = seeded["floating_ip"], seeded["router_id"]
+        reach.wait_for_ssh(Path(seeded["key_file"]), fip, 180)
+        for i in range(count):
+            states = router_state.keepalived_states(network, router)
+            primary = router_state.primaries(states)
+            assert len(primary) == 1, f"not exactly one primary: {states}"
+            victim = primary[0]
+            pinger = subprocess.Popen(
+                reach.outside_argv(["ping", "-n", "-i", str(PING_INTERVAL), "-W", "1", fip]),
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            await asyncio.sleep(2)
+            fault_at = time.monotonic()
+            ops.halt(root, victim)
+            took_over = None
+            # The halted machine's own state file still says primary: only the others count.
+            others = {n: d for n, d in network.items() if n != victim}
+            while time.monotonic() - fault_at < NETWORK_TAKEOVER_TIMEOUT:
+                if router_state.primaries(router_state.keepalived_states(others, router)):
+                    took_over = time.monotonic() - fault_at
+                    break
+                await asyncio.sleep(0.1)
+            assert took_over is not None, "no other network machine took the router over"
+            await asyncio.sleep(10)  # pings flow again through the new primary
+            pinger.send_signal(2)  # SIGINT: ping prints its summary
+            result = reach.parse_ping(pinger.communicate(timeout=10)[0])
+            lost = result.sent - result.received
+            rows = [("other machine primary", took_over), ("pings lost", float(lost)),
+                    ("outage (lost x interval)", lost * PING_INTERVAL)]
+            for label, value in rows:
+                columns.setdefault(label, []).append(value)
+            print(f"round {i + 1}: halted {victim} (primary): "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in rows)
+                  + f"; {result.received}/{result.sent} answered", flush=True)
+            ops.up_machine(root, victim)
+            victim_id = next(m.machine_id for m in lab.machines if m.name == victim)
+            while victim_id not in await registry.machines():
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(20)  # its network role and keepalived are back as backup
+    finally:
+        await registry.close()
+    return columns
+
+
 async def openstack_rounds(count: int) -> dict[str, list[float]]:
     root = default_root()
     lab = load_lab(root)
@@ -74,13 +150,8 @@ async def openstack_rounds(count: int) -> dict[str, list[float]]:
     link = EtcdClusterLink(registry, key_file(shared))
     columns: dict[str, list[float]] = {}
     try:
-        roles = ("controller.service", "network.service", "compute.service")
-        stackfleet("start", "--no-block", *(str(UNITS / r) for r in roles))
-        address = await wait_controller_ready(link, 600)
+        await seeded_cloud(link, shared)
         record = shared_record(shared)
-        if not record.exists():
-            seeded = workflow("seed", record, await admin_environment(link, address))
-            assert seeded.returncode == 0, seeded.stdout + seeded.stderr
         for i in range(count):
             moved = await fail_over_controller(registry, link, lambda name: ops.halt(root, name))
             verified = workflow("verify", record, await admin_environment(link, moved.address))
@@ -108,9 +179,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--openstack", action="store_true",
                         help="fail over the OpenStack controller (at least 3 rounds)")
+    parser.add_argument("--network", action="store_true",
+                        help="halt the L3_HA router's primary network machine; floating-IP ping loss")
     args = parser.parse_args()
     if load_lab(default_root()) is None:
         stackfleet("lab", "up")
+    if args.network:
+        columns = asyncio.run(network_rounds(args.rounds))
+        print(f"\n{'after the halt':<28} {'min':>7} {'median':>7} {'max':>7}")
+        for label, values in columns.items():
+            print(summary(label, values))
+        return 0
     if args.openstack:
         columns = asyncio.run(openstack_rounds(max(3, args.rounds)))
         print(f"\n{'seconds after the halt':<28} {'min':>7} {'median':>7} {'max':>7}")

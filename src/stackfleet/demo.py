@@ -3,10 +3,13 @@
 Brings the lab up; starts controller.service, network.service and compute.service from
 their unit files and waits, with progress, until the cloud is healthy; runs the original's
 sample workflow through the real APIs (image, security group rules, external and private
-networks, router, keypair, server); then pulls the power of the controller's machine and
-shows the controller running on another one with the same image (checksum), networks and
-server, and the failover timings. With --core it runs the quick story of two sample units
-instead. Every cluster step is a real `stackfleet` command, printed before it runs.
+networks, router, keypair, a server from stackfleet-guest under QEMU, a floating IP); from the
+lab machine `outside` (the user's laptop) pings the floating IP, logs in with the keypair and
+pings the router's gateway from inside the guest; then pulls the power of the controller's
+machine and shows the controller running on another one with the same image (checksum),
+networks and server, the failover timings, and the same guest answering ssh. With --core it
+runs the quick story of two sample units instead. Every cluster step is a real `stackfleet`
+command, printed before it runs.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from .discovery import open_registry
 from .failover import measure_failover, wait_active
 from .lab.state import load_lab
+from .openstack import reach
 from .openstack.admin import admin_environment, wait_controller_ready, workflow
 from .openstack.controller_failover import fail_over_controller, shared_record
 from .openstack.etcdlink import EtcdClusterLink, key_file
@@ -30,6 +34,7 @@ from .registry.store import Registry
 REPO = Path(__file__).resolve().parents[2]
 ROLE_UNITS = ("controller.service", "network.service", "compute.service")
 READY_TIMEOUT = 600.0
+SSH_TIMEOUT = 180.0
 
 
 def step(title: str) -> None:
@@ -52,6 +57,21 @@ def run_workflow(command: str, record: Path, env: dict[str, str], *extra: str) -
     if done.returncode != 0:
         raise SystemExit(f"demo: workflow {command} failed:\n{done.stderr[-3000:]}")
     return done.stdout
+
+
+def user_story(seeded: dict[str, str], timings: dict[str, float]) -> None:
+    """The end of the original README: the floating IP from the user's machine, ssh with the key,
+    and a ping from inside the guest."""
+    key, fip = seeded["key_file"], seeded["floating_ip"]
+    step(f"From outside (10.0.5.1, the user's laptop): the server's floating IP {fip}")
+    started = time.monotonic()
+    timings["server ACTIVE to ssh login"] = reach.wait_for_ssh(Path(key), fip, SSH_TIMEOUT)
+    print(f"ssh answered {time.monotonic() - started:.1f} s after the seed finished")
+    sh("lab", "exec", "outside", "--", *reach.ping_argv(fip, count=3))
+    gateway = seeded["router_gateway_ip"]
+    sh("lab", "exec", "outside", "--",
+       *reach.ssh_argv(Path(key), fip, f"hostname; ip -4 -o addr show dev eth0; "
+                                       f"ping -c 3 {gateway}"))
 
 
 async def machine_name(registry: Registry, machine_id: str) -> str:
@@ -101,8 +121,12 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     record = shared_record(shared)
     # A second run of the main job seeds a second set of the README's names, suffixed.
     suffix = () if not record.exists() else (f"-{time.strftime('%H%M%S')}",)
+    seeding = time.monotonic()
     run_workflow("seed", record, await admin_environment(link, address), *suffix)
+    timings = {"cloud start to ready": seeding - started,
+               "seed, server ACTIVE and floating IP": time.monotonic() - seeding}
     seeded = json.loads(record.read_text())
+    user_story(seeded, timings)
 
     step("Pull the power of the machine that runs controller.service")
     def halt(name: str) -> None:
@@ -121,6 +145,14 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     for label, seconds in moved.rows():
         print(f"  {label:<28} {seconds:6.1f}")
     victim = moved.victim
+
+    step(f"The same server, by ssh from outside, after the controller moved to {moved.machine}")
+    sh("lab", "exec", "outside", "--",
+       *reach.ssh_argv(Path(seeded["key_file"]), seeded["floating_ip"], "uptime; ls -la /data"))
+    print("\ntimings, s:")
+    for label, seconds in timings.items():
+        print(f"  {label:<36} {seconds:6.1f}")
+    print(f"  {'total so far':<36} {time.monotonic() - started:6.1f}")
 
     step(f"Power {victim} back on: it rejoins as a spare controller")
     sh("lab", "up", victim)

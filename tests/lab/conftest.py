@@ -1,6 +1,6 @@
 """Shared lab fixtures: one small lab per test session, brought back to full health per test.
 
-`lab` (function scope) yields a LabInfo for a lab of 3 controllers + 1 compute in a temporary
+`lab` (function scope) yields a LabInfo for a lab of 3 controllers, 2 network and 2 compute machines in a temporary
 root. Every test gets every machine up, links up and etcd healthy, whatever the previous test
 did (halt, partition, even destroy). The session always ends with `lab destroy`.
 
@@ -27,7 +27,9 @@ from stackfleet.lab.plan import BRIDGES, Counts
 from stackfleet.lab.processes import PROCESS_KINDS
 from stackfleet.lab.state import LabInfo
 
-LAB_COUNTS = Counts(controllers=3, network=1, compute=1, nova_docker=0)
+# Two network machines (L3_HA's primary and backup) and two compute machines (east-west
+# traffic between guests crosses the tunnel network).
+LAB_COUNTS = Counts(controllers=3, network=2, compute=2, nova_docker=0)
 ETCDCTL_TIMEOUT = 15.0
 
 

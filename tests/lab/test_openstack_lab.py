@@ -1,10 +1,17 @@
 """The original's story end to end on the lab: a real OpenStack cloud (Keystone, Glance,
 Placement, Nova, Neutron on MariaDB and RabbitMQ) started from unit files, seeded through the
-real APIs, then the controller's machine halted, and later cut off: every record and byte is
-still there on another controller, and two MariaDB servers never ran on the shared data."""
+real APIs, with a real guest (QEMU under libvirt) that the user reaches from the lab machine
+`outside` by its floating IP; then the controller's machine halted, and later cut off: every
+record and byte is still there on another controller, two MariaDB servers never ran on the
+shared data, and the same guest still answers ssh.
+
+One cloud for the whole module (few boots: the seeded server, one more for east-west, and the
+boot checks after each failover)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +22,7 @@ import pytest
 from stackfleet.failover import patiently
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
+from stackfleet.openstack import reach, router_state
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
@@ -27,6 +35,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.openstack]
 UNITS = [str(REPO / "units" / n) for n in ("controller.service", "network.service", "compute.service")]
 READY_TIMEOUT = 420.0
 FAILOVER_TIMEOUT = 180.0
+SSH_TIMEOUT = 150.0   # from ACTIVE: TCG boot, DHCP, the key from metadata, dropbear
+TENANT_MTU = 1450     # VXLAN's 50 bytes off the tunnel network's 1500
 
 if not (default_venv() / "bin" / "nova-compute").exists():
     pytest.skip("needs the OpenStack venv (scripts/install-openstack)", allow_module_level=True)
@@ -83,8 +93,124 @@ def cloud(lab_session) -> Iterator[dict[str, object]]:  # type: ignore[no-untype
     record = Path(lab.shared_dir) / "seed-record.json"
     seeded = workflow("seed", record, env)
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    yield {"lab": lab, "session": lab_session, "record": record, "cold_start": time.monotonic() - started}
+    yield {"lab": lab, "session": lab_session, "record": record, "env": env,
+           "cold_start": time.monotonic() - started}
     cli(lab, "destroy", "controller.service", "network.service", "compute.service")
+
+
+def _seeded(cloud: dict[str, object]) -> dict[str, str]:
+    return json.loads(Path(cloud["record"]).read_text())  # type: ignore[arg-type]
+
+
+def _guest_ssh(seeded: dict[str, str], command: str) -> str:
+    done = reach.ssh(Path(seeded["key_file"]), seeded["floating_ip"], command)
+    assert done.returncode == 0, f"ssh {command!r}: {done.returncode} {done.stderr}"
+    return done.stdout
+
+
+# The first test of the module also pays for the cloud fixture (pytest-timeout counts fixtures).
+@pytest.mark.timeout(1500)
+def test_the_seed_booted_a_guest_with_a_floating_ip(cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    assert seeded["guest_image_id"] and seeded["floating_ip"].startswith("10.0.5.")
+    assert seeded["server_host"].startswith("compute-")
+    assert Path(seeded["key_file"]).stat().st_mode & 0o077 == 0  # ssh refuses a readable key
+    print(f"cloud up and seeded in {cloud['cold_start']:.0f} s")
+
+
+@pytest.mark.timeout(300)
+def test_the_user_pings_and_sshs_into_the_guest_from_outside(cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    seconds = reach.wait_for_ssh(Path(seeded["key_file"]), seeded["floating_ip"], SSH_TIMEOUT)
+    print(f"ssh cirros@{seeded['floating_ip']} logged in {seconds:.1f} s after the seed")
+    pinged = reach.ping(seeded["floating_ip"], count=5)
+    assert pinged.received >= 4, pinged
+    print(f"ping from outside: {pinged.received}/{pinged.sent}, avg {pinged.avg_ms} ms")
+    assert _guest_ssh(seeded, "id -un").strip() == "cirros"
+
+
+@pytest.mark.timeout(120)
+def test_the_guest_took_its_address_and_mtu_from_dhcp(cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    out = _guest_ssh(seeded, "ip -4 -o addr show dev eth0; cat /sys/class/net/eth0/mtu")
+    assert f" {seeded['fixed_ip']}/24 " in out, out
+    assert out.split()[-1] == str(TENANT_MTU), out
+
+
+@pytest.mark.timeout(120)
+def test_the_key_came_from_the_metadata_service(cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    lab: LabInfo = cloud["lab"]  # type: ignore[assignment]
+    console = Path(lab.shared_dir) / "nova" / "instances" / seeded["server_id"] / "console.log"
+    assert "stackfleet-guest: key from metadata (ssh-ed25519)" in console.read_text(errors="replace")
+    asked = _guest_ssh(seeded, "wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json")
+    assert json.loads(asked)["uuid"] == seeded["server_id"]
+
+
+@pytest.mark.timeout(120)
+def test_the_guest_reaches_the_router_gateway_and_outside(cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    for address in (seeded["router_gateway_ip"], "10.0.5.1"):
+        out = _guest_ssh(seeded, f"ping -c 3 -W 2 {address}")
+        assert reach.parse_ping(out).received >= 2, out
+
+
+@pytest.mark.timeout(360)
+def test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network(
+        cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    lab: LabInfo = cloud["lab"]  # type: ignore[assignment]
+    env: dict[str, str] = cloud["env"]  # type: ignore[assignment]
+    computes = sorted(m.name for m in lab.machines if m.role == "compute")
+    other = next(name for name in computes if name != seeded["server_host"])
+    booted = workflow("boot", Path(cloud["record"]), env, "east-west", other)  # type: ignore[arg-type]
+    assert booted.returncode == 0, booted.stdout + booted.stderr
+    peer = json.loads(booted.stdout.strip().splitlines()[-1])
+    try:
+        assert peer["host"] == other
+        deadline = time.monotonic() + SSH_TIMEOUT
+        while True:  # the peer is still booting: it answers once its DHCP is done
+            out = reach.ssh(Path(seeded["key_file"]), seeded["floating_ip"],
+                            f"ping -c 2 -W 2 {peer['fixed_ip']}").stdout
+            if reach.parse_ping(out).received or time.monotonic() > deadline:
+                break
+        assert reach.parse_ping(out).received, out
+        # The tunnel between the two machines runs from br-phy's address on the tunnel network.
+        tunnel = {m.name: m.ips["tunnel"] for m in lab.machines}
+        for name in computes:
+            ports = _vxlan_ports(lab, name)
+            assert ports and all(p[0] == tunnel[name] for p in ports), ports
+            assert tunnel[next(n for n in computes if n != name)] in {p[1] for p in ports}
+    finally:
+        workflow("delete-server", Path(cloud["record"]), env, peer["id"])  # type: ignore[arg-type]
+
+
+def _vxlan_ports(lab: LabInfo, machine: str) -> list[tuple[str, str]]:
+    """(local_ip, remote_ip) of the machine's VXLAN ports, from its own ovsdb."""
+    info = next(m for m in lab.machines if m.name == machine)
+    db = Path(info.state_dir) / "compute" / "ovs" / "db.sock"
+    out = subprocess.run(
+        ["ip", "netns", "exec", machine, "ovs-vsctl", f"--db=unix:{db}", "--format=json",
+         "--columns=options", "find", "interface", "type=vxlan"],
+        capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out)["data"]
+    return [(opts["local_ip"], opts["remote_ip"]) for opts in
+            (dict(row[0][1]) for row in rows)]
+
+
+@pytest.mark.timeout(60)
+def test_l3_ha_exactly_one_network_machine_holds_the_router(cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    lab: LabInfo = cloud["lab"]  # type: ignore[assignment]
+    for _ in range(10):
+        states = _router_states(lab, seeded["router_id"])
+        assert sorted(states.values()) == ["backup", "primary"], states
+        time.sleep(1)
+
+
+def _router_states(lab: LabInfo, router_id: str) -> dict[str, str]:
+    network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}
+    return router_state.keepalived_states(network, router_id)
 
 
 def _fail_over(cloud: dict[str, object], fault: str) -> ControllerFailover:
@@ -128,6 +254,9 @@ def _everything_intact(cloud: dict[str, object], moved: ControllerFailover) -> N
     assert verified.returncode == 0, verified.stdout + verified.stderr
     booted = workflow("boot-check", cloud["record"], env)  # type: ignore[arg-type]
     assert booted.returncode == 0, "compute must serve the new controller: " + booted.stdout + booted.stderr
+    # The data plane never depended on the controller: the same guest answers ssh.
+    seeded = _seeded(cloud)
+    reach.wait_for_ssh(Path(seeded["key_file"]), seeded["floating_ip"], 60)
 
 
 def test_controller_halt_loses_nothing(cloud: dict[str, object]) -> None:

@@ -66,8 +66,10 @@ class Cloud:
         self.cluster = root / "cluster"
         self.shared = root / "shared"
         self.procs: dict[str, subprocess.Popen] = {}
+        # One host, one netns: the compute role runs Nova's fake driver and no data plane of its
+        # own (a second Open vSwitch here would fight the network role's over br-int).
         self.env = {**os.environ, "STACKFLEET_STANDALONE_DIR": str(self.cluster),
-                    "PYTHONPATH": str(REPO_ROOT / "src")}
+                    "PYTHONPATH": str(REPO_ROOT / "src"), "STACKFLEET_VIRT_DRIVER": "fake"}
         self.measured: dict[str, float] = {}
 
     def cli(self, *args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
@@ -186,6 +188,8 @@ def cloud(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     cloud = Cloud(tmp_path_factory.mktemp("cloud"))
+    for key in ("tunnel_interface", "external_interface"):  # one host: no lab NICs
+        assert cloud.cli("config", "set", key, "none").returncode == 0
     yield cloud
     cloud.stop_all()
     for name, value in cloud.measured.items():

@@ -41,21 +41,51 @@ def test_controller_services_point_at_the_controller_address():
     assert f"nova:{pw}@" in nova["database"]["connection"]
 
 
-def test_nova_compute_has_no_database_and_uses_the_fake_driver_on_shared_storage():
-    compute = ini(configs.nova_compute_conf(make_site()))
+def test_nova_compute_has_no_database_and_the_fake_driver_only_when_asked_for():
+    compute = ini(configs.nova_compute_conf(make_site(), "fake"))
     assert not compute.has_section("database") and not compute.has_section("api_database")
     assert compute["DEFAULT"]["compute_driver"] == "fake.FakeDriverWithoutFakeNodes"
     assert compute["DEFAULT"]["host"] == "compute-01"
     assert compute["DEFAULT"]["instances_path"] == "/shared/nova/instances"
     assert compute["DEFAULT"]["state_path"] == "/state/nova"
+    assert compute["DEFAULT"]["vif_plugging_is_fatal"] == "false"
+    assert not compute.has_section("libvirt")
 
 
-def test_libvirt_is_the_alternative_and_unknown_drivers_are_refused():
-    compute = ini(configs.nova_compute_conf(make_site(), "libvirt"))
+def test_libvirt_is_the_default_on_this_machines_libvirtd_and_unknown_drivers_are_refused():
+    compute = ini(configs.nova_compute_conf(make_site()))
     assert compute["DEFAULT"]["compute_driver"] == "libvirt.LibvirtDriver"
-    assert compute["libvirt"]["virt_type"] == "kvm"
+    assert compute["DEFAULT"]["instances_path"] == "/shared/nova/instances"
+    assert compute["DEFAULT"]["vif_plugging_is_fatal"] == "true"
+    assert compute["libvirt"]["virt_type"] == "qemu"
+    assert compute["libvirt"]["connection_uri"] == \
+        "qemu+unix:///system?socket=/state/libvirt/run/libvirt-sock"
+    assert compute["os_vif_ovs"]["ovsdb_connection"] == "unix:/state/ovs/db.sock"
+    assert compute["vif_plug_ovs_privileged"]["helper_command"] == "/venv/bin/privsep-helper"
     with pytest.raises(ValueError, match="fake"):
         configs.nova_compute_conf(make_site(), "docker")
+
+
+def test_virt_type_is_one_setting_kvm_on_real_hosts():
+    raw = dict(settings.DEFAULTS, virt_type="KVM")
+    raw.update(settings.missing_defaults(raw))
+    site = configs.Site(settings=settings.parse(raw), controller="10.9.0.5", address="10.9.0.7",
+                        host="compute-01", shared=SharedLayout(Path("/shared")),
+                        state=Path("/state"), venv=Path("/venv"))
+    libvirt = ini(configs.nova_compute_conf(site))["libvirt"]
+    assert libvirt["virt_type"] == "kvm" and "tb_cache_size" not in libvirt
+    with pytest.raises(settings.SettingsError, match="qemu or kvm"):
+        settings.validate("virt_type", "xen")
+
+
+def test_vxlan_leaves_from_the_tunnel_address_and_agents_use_the_netdev_datapath():
+    site = dataclasses.replace(make_site(), tunnel_ip="172.16.0.31")
+    assert ini(configs.openvswitch_agent_ini(site, "compute"))["ovs"]["local_ip"] == "172.16.0.31"
+    assert ini(configs.l3_agent_ini(site, "network"))["ovs"]["datapath_type"] == "netdev"
+    assert ini(configs.dhcp_agent_ini(site))["ovs"]["datapath_type"] == "netdev"
+    dvr = dataclasses.replace(make_site("DVR"), tunnel_ip="172.16.0.31")
+    assert ini(configs.openvswitch_agent_ini(dvr, "compute"))["ovs"]["bridge_mappings"] == \
+        "external:br-ex"
 
 
 @pytest.mark.parametrize("mode,distributed,ha", [("DVR", "true", "false"),
@@ -77,11 +107,10 @@ def test_l3_agent_mode(mode, role, agent_mode):
     assert l3["DEFAULT"]["agent_mode"] == agent_mode
 
 
-def test_ml2_lists_the_fallback_driver_only_when_asked_and_last():
-    assert ini(configs.ml2_conf(make_site(), False))["ml2"]["mechanism_drivers"] == \
-        "openvswitch,l2population"
-    drivers = ini(configs.ml2_conf(make_site(), True))["ml2"]["mechanism_drivers"].split(",")
-    assert drivers[-1] == "stackfleet_fallback" and drivers[0] == "openvswitch"
+def test_ml2_binds_every_port_with_the_openvswitch_driver_only():
+    ml2 = ini(configs.server_ml2_conf(make_site()))["ml2"]
+    assert ml2["mechanism_drivers"] == "openvswitch,l2population"
+    assert ml2["tenant_network_types"] == "vxlan" and ml2["path_mtu"] == "1500"
 
 
 def test_ovs_agent_uses_the_userspace_datapath_and_own_ovsdb():

@@ -87,7 +87,7 @@ def test_the_controller_renders_the_same_files_as_before():
         "horizon/dashboard.json", "rabbitmq/rabbitmq.conf", "rabbitmq/advanced.config", "rabbitmq/enabled_plugins",
         "rabbitmq/rabbitmq-env.conf"])
     ml2 = controller.render(make_site())["neutron/ml2_conf.ini"]
-    assert "stackfleet_fallback" in ml2
+    assert "stackfleet_fallback" not in ml2 and "openvswitch,l2population" in ml2
 
 
 def test_pins_printed_for_the_install_script_match_the_table():

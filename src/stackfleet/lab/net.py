@@ -59,9 +59,19 @@ def create_machine(machine: MachinePlan) -> None:
         if not link_exists(link.host_end):
             ip("link", "add", link.host_end, "type", "veth",
                "peer", "name", link.machine_end, "netns", machine.netns)
+            # Only on a new link: a machine's roles may have moved the address since (the tunnel
+            # address onto br-phy), and a second copy on the NIC cuts the VXLAN tunnels.
+            ip("-n", machine.netns, "addr", "replace", link.cidr, "dev", link.machine_end)
         ip("link", "set", link.host_end, "master", link.network.bridge)
-        ip("-n", machine.netns, "addr", "replace", link.cidr, "dev", link.machine_end)
     set_links(machine, up=True)
+
+
+def disable_tx_checksum(machine: MachinePlan) -> None:
+    """The cloud's machines forward with Open vSwitch's userspace datapath, which does not
+    complete partial checksums: a machine that talks TCP to them sends full ones (DESIGN.md)."""
+    for link in machine.links:
+        subprocess.run(["ip", "netns", "exec", machine.netns, "ethtool", "-K", link.machine_end,
+                        "tx", "off"], capture_output=True, check=False)
 
 
 def set_links(machine: MachinePlan, up: bool) -> None:

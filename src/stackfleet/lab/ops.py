@@ -23,6 +23,7 @@ from stackfleet.lab.plan import (
     BRIDGES,
     MACHINE_NAME,
     MAX_PER_ROLE,
+    OUTSIDE,
     Counts,
     MachinePlan,
     PlanError,
@@ -320,6 +321,8 @@ def up(
     plans = lab_plan(lab)
     for m in lab.machines:
         net.create_machine(plans[m.name])
+    net.create_machine(OUTSIDE)
+    net.disable_tx_checksum(OUTSIDE)
     client.ensure_running(root)
     if "etcd" in lab.processes:
         # etcd and its users and roles first: no daemon talks to etcd before auth is on.
@@ -395,7 +398,9 @@ def heal(root: Path, name: str, say: Say = quiet) -> None:
 def exec_in(root: Path, name: str, command: list[str]) -> int:
     """Runs `command` in the machine's namespace in the foreground; its exit code."""
     require_root_user()
-    require_machine(require_lab(root), name)
+    lab = require_lab(root)
+    if name != OUTSIDE.name:
+        require_machine(lab, name)
     if not command:
         raise LabError("nothing to run: stackfleet lab exec MACHINE -- COMMAND...")
     try:
@@ -454,10 +459,10 @@ def unit_usage(root: Path) -> list[UnitUsage]:
 def lab_machine_plans(lab: LabInfo | None) -> list[MachinePlan]:
     """The machines to tear down: the recorded ones, else any namespace named like one."""
     if lab is not None:
-        return list(lab_plan(lab).values())
-    found = [n for n in net.netns_list() if MACHINE_NAME.match(n)]
+        return [*lab_plan(lab).values(), OUTSIDE]
+    found = [n for n in net.netns_list() if MACHINE_NAME.match(n) or n == OUTSIDE.name]
     largest = Counts(MAX_PER_ROLE, MAX_PER_ROLE, MAX_PER_ROLE, MAX_PER_ROLE)
-    return [m for m in build_plan(largest) if m.name in found]
+    return [m for m in [*build_plan(largest), OUTSIDE] if m.name in found]
 
 
 def stop_supervisor(root: Path, say: Say) -> None:

@@ -141,6 +141,16 @@ def build_plan(counts: Counts) -> list[MachinePlan]:
     return machines
 
 
+# The user's own machine, outside the cloud, like the laptop in the original README: on the external
+# network only, with the original's gateway address. It runs no cluster process; it is where
+# `stackfleet lab exec outside -- ssh ...` reaches floating IPs from. No route leaves it.
+OUTSIDE_NAME = "outside"
+OUTSIDE = MachinePlan(
+    name=OUTSIDE_NAME, role="outside", index=1,
+    links=(Link(network=NETWORK_BY_KEY["external"], host_end="sf-ext-out", machine_end="eth1",
+                address=ipaddress.IPv4Address("10.0.5.1")),))
+
+
 def etcd_client_urls(machines: list[MachinePlan]) -> list[str]:
     return [
         f"https://{m.mgmt_ip}:{ETCD_CLIENT_PORT}" for m in machines if m.role == "controller"

@@ -10,6 +10,7 @@ Phases, in the order the controller runs them:
   catalog    service project, users, role grants, services and endpoints: each checked before it is
              created, endpoints re-pointed when the controller's address moved
   flavors    a tiny flavor, once
+  images     the guest image (scripts/build-guest-image) as kernel, ramdisk and machine, once
 Every step checks before it acts, so running a phase again on existing data changes nothing.
 Setup talks to Keystone through openstacksdk in this one process (one CLI call costs ~2 s).
 """
@@ -38,7 +39,9 @@ CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 CELL0_DB = "{scheme}://{username}:{password}@{hostname}:{port}/nova_cell0?{query}"
 CELL_DB = "{scheme}://{username}:{password}@{hostname}:{port}/{path}?{query}"
 CELL_MQ = "{scheme}://{username}:{password}@{hostname}:{port}/"
-TINY_FLAVOR = {"name": "m1.tiny", "ram": 64, "vcpus": 1, "disk": 1}
+# Sized for the guest image (its min_ram): the cloud kernel, a 3 MiB initramfs and busybox.
+TINY_FLAVOR = {"name": "m1.tiny", "ram": 128, "vcpus": 1, "disk": 1}
+GUEST_DIR_ENV = "STACKFLEET_GUEST_DIR"
 
 
 def say(message: str) -> None:
@@ -291,8 +294,49 @@ def flavors(site: Site) -> None:
         conn.compute.create_flavor(**TINY_FLAVOR)
 
 
+def guest_dir() -> Path:
+    from stackfleet.openstack.venv import REPO_ROOT
+
+    return Path(os.environ.get(GUEST_DIR_ENV, REPO_ROOT / ".guest"))
+
+
+def _ensure_image(conn: Any, name: str, path: Path, formats: dict[str, Any],
+                  **properties: Any) -> Any:
+    """An active public image `name`; one left half-uploaded by a dead controller is replaced."""
+    for image in conn.image.images(name=name):
+        if image.status == "active":
+            return image
+        say(f"deleting image {name} in state {image.status}")
+        conn.image.delete_image(image)
+    say(f"uploading image {name} ({path.stat().st_size} bytes)")
+    return conn.image.create_image(
+        name=name, filename=str(path), disk_format=formats["disk_format"],
+        container_format=formats["container_format"], visibility="public", validate_checksum=False,
+        wait=True, **properties)
+
+
+def images(site: Site) -> None:
+    """stackfleet-guest, as the original's cirros: direct kernel boot needs kernel_id and
+    ramdisk_id on the machine image, and the command line the guest's console markers use."""
+    root = guest_dir()
+    manifest_path = root / "manifest.json"
+    if not manifest_path.exists():
+        say(f"no guest image in {root}: run scripts/build-guest-image; skipping")
+        return
+    manifest = json.loads(manifest_path.read_text())
+    glance, name = manifest["glance"], manifest["name"]
+    conn = admin_connection(site)
+    kernel = _ensure_image(conn, f"{name}-kernel", root / glance["kernel"]["file"], glance["kernel"])
+    ramdisk = _ensure_image(conn, f"{name}-ramdisk", root / glance["ramdisk"]["file"],
+                            glance["ramdisk"])
+    machine = glance["machine"]
+    props = dict(machine["properties"], kernel_id=kernel.id, ramdisk_id=ramdisk.id)
+    _ensure_image(conn, name, root / machine["file"], machine, min_ram=machine["min_ram_mib"],
+                  **props)
+
+
 PHASES = {"databases": databases, "keystone": keystone, "syncs": syncs, "cells": cells,
-          "catalog": catalog, "flavors": flavors}
+          "catalog": catalog, "flavors": flavors, "images": images}
 
 
 def main(argv: list[str]) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackfleet.openstack import quoting
+from stackfleet.openstack import libvirtd, quoting
 from stackfleet.openstack.services import Service, port
 from stackfleet.openstack.settings import Settings, parse
 from stackfleet.openstack.shared_data import SharedLayout
@@ -21,7 +21,7 @@ VIRT_DRIVERS = {
     # The fake driver boots "servers" without a hypervisor; its WithoutFakeNodes flavour keeps a
     # stable node identity in state_path, so it survives restarts (plain FakeDriver does not).
     "fake": "fake.FakeDriverWithoutFakeNodes",
-    # For real hosts with KVM: needs libvirtd and qemu, which this install does not bring.
+    # The real one: this machine's libvirtd (libvirtd.py), QEMU with the virt_type setting.
     "libvirt": "libvirt.LibvirtDriver",
 }
 # Seconds an RPC service may take to stop; the runner kills what is left after 10 s.
@@ -39,6 +39,8 @@ class Site:
     shared: SharedLayout
     state: Path            # this machine's local state dir for the role
     venv: Path             # the OpenStack venv (paste files live in VENV/etc)
+    # This machine's address on the tunnel network (VXLAN's local_ip); network and compute only.
+    tunnel_ip: str = ""
 
 
 def render_ini(sections: Sections) -> str:
@@ -165,22 +167,48 @@ def nova_conf(site: Site) -> str:
     return render_ini(sections)
 
 
-def nova_compute_conf(site: Site, virt_driver: str = "fake") -> str:
-    """nova-compute's own file: no [database] sections, it reaches the DB through the conductor."""
+def nova_compute_conf(site: Site, virt_driver: str = "libvirt") -> str:
+    """nova-compute's own file: no [database] sections, it reaches the DB through the conductor.
+    `virt_driver` "fake" boots nothing, for fast tests of the control plane only."""
     if virt_driver not in VIRT_DRIVERS:
         raise ValueError(f"virt driver {virt_driver!r}: choose one of {', '.join(VIRT_DRIVERS)}")
+    fake = virt_driver == "fake"
     sections = _nova_common(site)
     sections["DEFAULT"].update({
         "compute_driver": VIRT_DRIVERS[virt_driver],
         # Shared, so that another compute machine can evacuate with the disks in place.
         "instances_path": site.shared.nova_instances,
         # The fake driver plugs no VIFs, so no vif-plugged event would ever arrive.
-        "vif_plugging_is_fatal": virt_driver != "fake",
-        "vif_plugging_timeout": 0 if virt_driver == "fake" else 300,
+        "vif_plugging_is_fatal": not fake,
+        "vif_plugging_timeout": 0 if fake else 300,
+        # A restarted compute role (its guests died with it) boots its servers again.
+        "resume_guests_state_on_host_boot": not fake,
     })
-    if virt_driver == "libvirt":
-        sections["libvirt"] = {"virt_type": "kvm"}
+    if not fake:
+        sections.update(libvirt_sections(site))
     return render_ini(sections)
+
+
+def libvirt_sections(site: Site) -> dict[str, dict[str, object]]:
+    """nova-compute on this machine's own libvirtd (see libvirtd.py), guests plugged into our OVS."""
+    virt_type = site.settings.virt_type
+    libvirt: dict[str, object] = {
+        "virt_type": virt_type,
+        "connection_uri": libvirtd.connection_uri(libvirtd.state_root(site.state)),
+    }
+    if virt_type == "qemu":
+        # TCG: QEMU's default CPU model (host-model asks for what emulation may not offer), and a
+        # 32 MiB translation cache instead of 1 GiB (DESIGN.md: 220 -> 207 MB per guest).
+        libvirt.update({"cpu_mode": "none", "tb_cache_size": 32})
+    return {
+        "libvirt": libvirt,
+        # os-vif makes br-int's port record through this machine's ovsdb, not tcp:127.0.0.1:6640.
+        "os_vif_ovs": {"ovsdb_connection": ovs_db(site)},
+        # nova-compute runs as root: privsep helpers start directly, not through sudo.
+        **{name: {"helper_command": site.venv / "bin/privsep-helper"}
+           for name in ("nova_sys_admin", "vif_plug_ovs_privileged",
+                        "vif_plug_linux_bridge_privileged")},
+    }
 
 
 def neutron_conf(site: Site) -> str:
@@ -220,21 +248,17 @@ def neutron_agent_conf(site: Site) -> str:
     })
 
 
-def mechanism_drivers(fallback: bool) -> str:
-    drivers = ["openvswitch", "l2population"]
-    return ",".join(drivers + ["stackfleet_fallback"] if fallback else drivers)
+MECHANISM_DRIVERS = "openvswitch,l2population"
 
 
 def server_ml2_conf(site: Site) -> str:
-    """The Neutron server's: with the fallback driver, so a server boots on a host without an agent."""
-    return ml2_conf(site, fallback=True)
-
-
-def ml2_conf(site: Site, fallback: bool) -> str:
+    """The Neutron server's: every port is bound by the openvswitch driver to a live agent.
+    VXLAN's 50 bytes come off the 1500 of the tunnel network: tenant networks get MTU 1450,
+    which the DHCP agent hands out."""
     return render_ini({
         "ml2": {"type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
-                "mechanism_drivers": mechanism_drivers(fallback),
-                "extension_drivers": "port_security"},
+                "mechanism_drivers": MECHANISM_DRIVERS,
+                "extension_drivers": "port_security", "path_mtu": 1500},
         "ml2_type_flat": {"flat_networks": "external"},
         "ml2_type_vxlan": {"vni_ranges": "1:1000"},
         "securitygroup": {"firewall_driver": "openvswitch", "enable_security_group": True},
@@ -262,11 +286,17 @@ def ovs_db(site: Site) -> str:
     return f"unix:{site.state / 'ovs' / 'db.sock'}"
 
 
+def has_external_bridge(ha_mode: str, role: str) -> bool:
+    """br-ex on network machines; on compute machines too with DVR (floating IPs leave there)."""
+    return role == "network" or ha_mode == "DVR"
+
+
 def openvswitch_agent_ini(site: Site, role: str) -> str:
-    mappings = {"bridge_mappings": "external:br-ex"} if role == "network" else {}
+    mappings = {"bridge_mappings": "external:br-ex"} if has_external_bridge(
+        site.settings.ha_mode, role) else {}
     return render_ini({
         "ovs": {"datapath_type": "netdev", "integration_bridge": "br-int",
-                "tunnel_bridge": "br-tun", "local_ip": site.address,
+                "tunnel_bridge": "br-tun", "local_ip": site.tunnel_ip or site.address,
                 "ovsdb_connection": ovs_db(site), "of_listen_address": "127.0.0.1", **mappings},
         "agent": {"tunnel_types": "vxlan", "l2_population": True,
                   "enable_distributed_routing": site.settings.ha_mode == "DVR"},
@@ -279,7 +309,9 @@ def l3_agent_ini(site: Site, role: str) -> str:
         "DEFAULT": {"interface_driver": "openvswitch", "ovs_use_veth": True,
                     "agent_mode": l3_agent_mode(site.settings.ha_mode, role),
                     "ha_confs_path": site.state / "neutron" / "ha_confs"},
-        "ovs": {"ovsdb_connection": ovs_db(site)},
+        # netdev: Neutron turns checksum offload off on its veths (with ethtool), which the
+        # userspace datapath needs for TCP.
+        "ovs": {"ovsdb_connection": ovs_db(site), "datapath_type": "netdev"},
     })
 
 
@@ -289,9 +321,16 @@ def dhcp_agent_ini(site: Site) -> str:
     return render_ini({
         "DEFAULT": {"interface_driver": "openvswitch", "ovs_use_veth": True,
                     "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
-                    "enable_isolated_metadata": True},
-        "ovs": {"ovsdb_connection": ovs_db(site)},
+                    "enable_isolated_metadata": True,
+                    "dnsmasq_config_file": site.state / "etc" / "neutron" / "dnsmasq.conf"},
+        "ovs": {"ovsdb_connection": ovs_db(site), "datapath_type": "netdev"},
     })
+
+
+def dnsmasq_conf(site: Site) -> str:
+    # dnsmasq drops to user nobody by default, and on these machines it then received every
+    # DHCP request and answered none (a dnsmasq kept as root answered at once).
+    return "user=root\n"
 
 
 def metadata_agent_ini(site: Site) -> str:
@@ -378,14 +417,16 @@ def site_to_dict(site: Site) -> dict[str, object]:
     """A Site as JSON-able data, for the helper processes that run inside the OpenStack venv."""
     s = site.settings
     raw = {"region": s.region, "ha_mode": s.ha_mode, "release": s.release,
-           "admin_project": s.admin_project, "admin_user": s.admin_user, **s.passwords}
+           "admin_project": s.admin_project, "admin_user": s.admin_user,
+           "virt_type": s.virt_type, "tunnel_interface": s.tunnel_interface,
+           "external_interface": s.external_interface, **s.passwords}
     return {"settings": raw, "controller": site.controller, "address": site.address,
             "host": site.host, "shared": str(site.shared.root), "state": str(site.state),
-            "venv": str(site.venv)}
+            "venv": str(site.venv), "tunnel_ip": site.tunnel_ip}
 
 
 def site_from_dict(data: Mapping[str, Any]) -> Site:
     return Site(settings=parse(data["settings"]), controller=str(data["controller"]),
                 address=str(data["address"]), host=str(data["host"]),
                 shared=SharedLayout(Path(str(data["shared"]))), state=Path(str(data["state"])),
-                venv=Path(str(data["venv"])))
+                venv=Path(str(data["venv"])), tunnel_ip=str(data.get("tunnel_ip", "")))

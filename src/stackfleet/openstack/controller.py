@@ -208,6 +208,7 @@ async def serve(run: RoleRun) -> None:
     for _, proc in apis:
         if proc.name not in ("keystone", "nova-api"):
             await wait_until(checks[proc.name], proc.name, BOOT_TIMEOUT, say)
+    await run.helper("bootstrap", site_json, "images", log="bootstrap")
 
     published: dict[str, bool] | None = None
     try:

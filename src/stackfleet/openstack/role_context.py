@@ -53,10 +53,10 @@ class RoleRun:
             self.ctx.say(f"stored first-use settings: {', '.join(sorted(added))}")
         return settings_mod.parse(current)
 
-    def site(self, settings: settings_mod.Settings, controller: str) -> Site:
+    def site(self, settings: settings_mod.Settings, controller: str, tunnel_ip: str = "") -> Site:
         return Site(settings=settings, controller=controller, address=self.ctx.address,
                     host=self.ctx.host, shared=self.shared, state=self.ctx.state_dir,
-                    venv=self.ctx.venv)
+                    venv=self.ctx.venv, tunnel_ip=tunnel_ip)
 
     def write_configs(self, files: Mapping[str, str]) -> None:
         """Writes rendered files under STATE/etc."""

@@ -32,7 +32,8 @@ class Role:
 
 OPENSTACK_ROLES: dict[str, Role] = {
     "controller": Role(controller.serve),
-    "compute": Role(compute.serve),
+    # With DVR, the compute machine's L3 agent makes qrouter- and fip- namespaces.
+    "compute": Role(compute.serve, private_netns=True),
     "network": Role(network.serve, private_netns=True),
     "instance-ha": Role(instance_ha.serve),
 }

@@ -19,6 +19,9 @@ HA_MODES = ("L3_HA", "DVR")
 SWITCHES = ("instance_ha",)
 SWITCH_VALUES = {"on": "on", "true": "on", "yes": "on", "1": "on",
                  "off": "off", "false": "off", "no": "off", "0": "off"}
+# Nova's libvirt virt_type: qemu is software emulation (TCG), for boxes without usable KVM such as
+# the lab; kvm on real hosts.
+VIRT_TYPES = ("qemu", "kvm")
 
 DEFAULTS: dict[str, str] = {
     "region": "RegionOne",
@@ -27,6 +30,12 @@ DEFAULTS: dict[str, str] = {
     "admin_project": "admin",
     "admin_user": "admin",
     "instance_ha": "on",  # the evacuator (instance-ha.service) evacuates dead compute machines
+    "virt_type": "qemu",
+    # The NICs every network and compute machine has, as in the original's Vagrant machines:
+    # VXLAN leaves over the tunnel one (via br-phy), br-ex holds the external one. "none" (a
+    # cloud on one host): VXLAN from the management address, br-ex with no NIC.
+    "tunnel_interface": "eth2",
+    "external_interface": "eth1",
 }
 
 # The services' own (databases, service users) come from the service table.
@@ -38,6 +47,9 @@ MIN_PASSWORD_LENGTH = 12
 # rebuilds the transport URL for kombu with urllib's quote(), which leaves "/" as it is, and kombu
 # then takes the rest of the password for the URL's path.
 FORBIDDEN = {"rabbit_password": ("/", "oslo.messaging's RabbitMQ driver cannot carry it")}
+
+
+NO_INTERFACE = "none"
 
 
 class SettingsError(ValueError):
@@ -52,6 +64,9 @@ class Settings:
     admin_project: str
     admin_user: str
     passwords: Mapping[str, str]
+    virt_type: str = "qemu"
+    tunnel_interface: str = "eth2"
+    external_interface: str = "eth1"
 
     def password(self, key: str) -> str:
         return self.passwords[key]
@@ -84,6 +99,12 @@ def validate(key: str, value: str) -> tuple[str, str]:
         if value.lower() not in SWITCH_VALUES:
             raise SettingsError(f"INSTANCE_HA={value!r} is not allowed; allowed values: on or off")
         return name, SWITCH_VALUES[value.lower()]
+    if name == "virt_type":
+        kind = value.lower()
+        if kind not in VIRT_TYPES:
+            raise SettingsError(
+                f"virt_type={value!r} is not allowed; allowed values: {' or '.join(VIRT_TYPES)}")
+        return name, kind
     if name == "release":
         if value != RELEASE:
             raise SettingsError(
@@ -120,7 +141,9 @@ def parse(raw: Mapping[str, str]) -> Settings:
     return Settings(
         region=values["region"], ha_mode=values["ha_mode"], release=values["release"],
         admin_project=values["admin_project"], admin_user=values["admin_user"],
-        passwords={k: values[k] for k in PASSWORD_KEYS})
+        passwords={k: values[k] for k in PASSWORD_KEYS}, virt_type=values["virt_type"],
+        tunnel_interface=values["tunnel_interface"],
+        external_interface=values["external_interface"])
 
 
 def switched_on(raw: Mapping[str, str], key: str) -> bool:

@@ -2,7 +2,9 @@
 
     seed(cloud) -> SeedRecord     image from a small file, security group rules, external and private
                                   networks and subnets, a router (HA or distributed per HA_MODE), a
-                                  keypair, a demo project and user, and a server on the fake driver
+                                  keypair (its private key beside the record, as the README's
+                                  myKey.pem), a demo project and user, a server from stackfleet-guest
+                                  and a floating IP on it
     verify(cloud, record) -> problems   everything is still there: image bytes and checksum too
     catalog_problems(cloud) -> problems duplicate services or endpoints (a non-idempotent bootstrap)
     boot_check(cloud, record) -> seconds  a fresh server goes ACTIVE (readiness as a user sees it)
@@ -12,6 +14,7 @@
 Runs inside the OpenStack venv (openstacksdk). From elsewhere:
     .venv-openstack/bin/python -m stackfleet.openstack.workflow \
         seed|verify|boot-check|network-report|agents RECORD_JSON [SUFFIX]
+        boot RECORD_JSON NAME [HOST] | delete-server RECORD_JSON SERVER_ID
 with the admin's OS_* variables set (see `stackfleet openstack credentials`).
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ import collections
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 IMAGE_BYTES = 1024 * 1024
-SERVER_TIMEOUT = 120.0
+SERVER_TIMEOUT = 180.0
 API_TIMEOUT = 60.0  # a hung API call fails instead of hanging the caller
-# The README's addresses. These are records in Neutron's database; the lab's external bridge
-# has no uplink, so nothing is ever sent to them.
+GUEST_IMAGE = "stackfleet-guest"  # registered by the bootstrap (scripts/build-guest-image)
+# The README's addresses. The lab's external bridge has no uplink: 10.0.5.1 is the lab machine
+# `outside`, the user's laptop of the original.
 PUBLIC_CIDR, PUBLIC_GATEWAY = "10.0.5.0/24", "10.0.5.1"
 PUBLIC_POOL = {"start": "10.0.5.100", "end": "10.0.5.200"}
 PRIVATE_CIDR = "10.10.0.0/24"
@@ -53,6 +58,11 @@ class SeedRecord:
     user_id: str
     server_id: str
     server_host: str
+    guest_image_id: str = ""
+    floating_ip: str = ""
+    fixed_ip: str = ""
+    router_gateway_ip: str = ""
+    key_file: str = ""        # the keypair's private key: ssh -i KEY_FILE cirros@FLOATING_IP
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -120,7 +130,28 @@ def wait_for_server(cloud: Cloud, server_id: str, timeout: float = SERVER_TIMEOU
         time.sleep(1)
 
 
-def seed(cloud: Cloud, suffix: str = "") -> SeedRecord:
+def guest_image(cloud: Cloud) -> Any:
+    image = cloud.image.find_image(GUEST_IMAGE)
+    if image is None:
+        raise RuntimeError(f"no image {GUEST_IMAGE}: run scripts/build-guest-image, then restart "
+                           "the controller (its bootstrap registers it)")
+    return image
+
+
+def new_key(path: Path) -> str:
+    """A fresh ed25519 key pair at `path` (private, 0600) and `path`.pub; returns the public key."""
+    path.unlink(missing_ok=True)
+    Path(f"{path}.pub").unlink(missing_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.stem, "-f", str(path)],
+                   check=True, capture_output=True)
+    return Path(f"{path}.pub").read_text().strip()
+
+
+def server_port(cloud: Cloud, server_id: str) -> Any:
+    return next(iter(cloud.network.ports(device_id=server_id)))
+
+
+def seed(cloud: Cloud, key_dir: Path, suffix: str = "") -> SeedRecord:
     """Creates the README's sample cloud contents; `suffix` keeps several seeds apart."""
     payload = image_payload(f"stackfleet{suffix}")
     image = cloud.image.create_image(
@@ -147,7 +178,8 @@ def seed(cloud: Cloud, suffix: str = "") -> SeedRecord:
         **({"is_ha": True} if mode == "ha" else {"is_distributed": True}))
     cloud.network.add_interface_to_router(router, subnet_id=subnet.id)
 
-    keypair = cloud.compute.create_keypair(name=f"myKey{suffix}")
+    key_file = key_dir / f"myKey{suffix}.pem"
+    keypair = cloud.compute.create_keypair(name=f"myKey{suffix}", public_key=new_key(key_file))
     project = cloud.identity.create_project(name=f"demo{suffix}", domain_id="default")
     user = cloud.identity.create_user(name=f"demo{suffix}", domain_id="default",
                                       default_project_id=project.id,
@@ -155,14 +187,20 @@ def seed(cloud: Cloud, suffix: str = "") -> SeedRecord:
     member = cloud.identity.find_role("member", ignore_missing=False)
     cloud.identity.assign_project_role_to_user(project, user, member)
 
-    server = boot_server(cloud, f"demo01{suffix}", image.id, private.id, key_name=keypair.name)
+    guest = guest_image(cloud)
+    server = boot_server(cloud, f"demo01{suffix}", guest.id, private.id, key_name=keypair.name)
+    port = server_port(cloud, server.id)
+    fip = cloud.network.create_ip(floating_network_id=public.id, port_id=port.id)
+    gateway = cloud.network.get_router(router.id).external_gateway_info["external_fixed_ips"][0]
     return SeedRecord(
         image_id=image.id, image_sha256=hashlib.sha256(payload).hexdigest(),
         image_md5=hashlib.md5(payload).hexdigest(), image_size=len(payload),
         public_network_id=public.id, private_network_id=private.id, private_subnet_id=subnet.id,
         router_id=router.id, router_mode=mode, keypair_name=keypair.name,
         keypair_fingerprint=keypair.fingerprint, project_id=project.id, user_id=user.id,
-        server_id=server.id, server_host=server.compute_host or "")
+        server_id=server.id, server_host=server.compute_host or "", guest_image_id=guest.id,
+        floating_ip=fip.floating_ip_address, fixed_ip=port.fixed_ips[0]["ip_address"],
+        router_gateway_ip=gateway["ip_address"], key_file=str(key_file))
 
 
 def verify(cloud: Cloud, record: SeedRecord) -> list[str]:
@@ -237,10 +275,23 @@ def boot_check(cloud: Cloud, record: SeedRecord, timeout: float = SERVER_TIMEOUT
     servers: this also needs the scheduler, placement, the conductor, a port binding and
     nova-compute (docs/openstack-notes.md)."""
     started = time.monotonic()
-    server = boot_server(cloud, "stackfleet-boot-check", record.image_id, record.private_network_id,
-                         timeout=timeout)
+    server = boot_server(cloud, "stackfleet-boot-check", record.guest_image_id or record.image_id,
+                         record.private_network_id, timeout=timeout)
     cloud.compute.delete_server(server.id)
     return time.monotonic() - started
+
+
+def boot_guest(cloud: Cloud, record: SeedRecord, name: str, host: str = "") -> dict[str, Any]:
+    """Another server from stackfleet-guest on the seeded network with the seeded key, on `host`
+    if given (admin's availability zone nova:HOST): where it runs, its address."""
+    flavor = cloud.compute.find_flavor("m1.tiny", ignore_missing=False)
+    server = cloud.compute.create_server(
+        name=name, flavor_id=flavor.id, image_id=record.guest_image_id,
+        networks=[{"uuid": record.private_network_id}], key_name=record.keypair_name,
+        **({"availability_zone": f"nova:{host}"} if host else {}))
+    server = wait_for_server(cloud, server.id)
+    port = server_port(cloud, server.id)
+    return {"id": server.id, "host": server.compute_host, "fixed_ip": port.fixed_ips[0]["ip_address"]}
 
 
 def agents(cloud: Cloud) -> list[dict[str, Any]]:
@@ -270,13 +321,21 @@ def main(argv: list[str]) -> int:
     if command == "network-report":
         print(json.dumps(network_report(cloud, SeedRecord.from_json(path.read_text()))))
         return 0
+    if command == "boot":  # boot RECORD NAME [HOST]
+        print(json.dumps(boot_guest(cloud, SeedRecord.from_json(path.read_text()), *rest[:2])))
+        return 0
+    if command == "delete-server":  # delete-server RECORD SERVER_ID
+        cloud.compute.delete_server(rest[0])
+        cloud.compute.wait_for_delete(cloud.compute.get_server(rest[0]), wait=120)
+        return 0
     if command == "boot-check":
         seconds = boot_check(cloud, SeedRecord.from_json(path.read_text()))
         print(f"boot-check: a server went ACTIVE in {seconds:.1f} s")
         return 0
     if command == "seed":
         started = time.monotonic()
-        record = seed(cloud, *rest[:1])  # a suffix keeps a second seed apart from the first
+        # A suffix keeps a second seed apart from the first.
+        record = seed(cloud, path.parent, *rest[:1])
         path.write_text(record.to_json())
         print(f"seeded in {time.monotonic() - started:.1f} s: {record.to_json()}")
         return 0
