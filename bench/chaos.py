@@ -46,7 +46,7 @@ from pathlib import Path
 from stackfleet.failover import patiently
 from stackfleet.lab import chaos, client, nsprocs, ops
 from stackfleet.lab.plan import Counts
-from stackfleet.lab.state import LabInfo, default_root, load_lab
+from stackfleet.lab.state import ROOT_ENV, LabInfo, default_root, load_lab
 from stackfleet.registry.records import MachineRecord, UnitState
 from stackfleet.registry.store import Registry
 from stackfleet.runtime import ProcessRuntime
@@ -77,6 +77,7 @@ def stackfleet(lab: LabInfo, *args: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "stackfleet.cli.main", "--endpoint", ",".join(lab.endpoints), *args],
         capture_output=True, text=True, timeout=180,
+        env={**os.environ, ROOT_ENV: lab.root},  # so that the CLI finds the lab's admin certificate
     )
     if done.returncode != 0:
         raise RuntimeError(f"stackfleet {' '.join(args)} failed: {done.stderr.strip()}")
@@ -174,7 +175,8 @@ async def heal(lab: LabInfo, fault: chaos.Fault, registry: Registry, unit_dir: P
 async def placements(registry: Registry, lab: LabInfo, logs: Path,
                      units: list[str]) -> dict[str, str] | str:
     """{unit: machine name} if the cluster is settled now, else what is not yet."""
-    sick = [e for e in lab.endpoints if not ops.etcd_healthy(e)]
+    tls = ops.admin_tls(lab)
+    sick = [e for e in lab.endpoints if not ops.etcd_healthy(e, tls)]
     if sick:
         return f"etcd not healthy at {', '.join(sick)}"
     machines: dict[str, MachineRecord] = await patiently(registry.machines, {})
@@ -249,7 +251,7 @@ async def campaign(lab: LabInfo, faults: int, seed: int, units_count: int, budge
     print(f"seed {seed}, {faults} faults, {units_count} probe units, TTL {lab.ttl} s, "
           f"budget {budget:.1f} s; heartbeats in {logs}", flush=True)
     unit_dir = Path(tempfile.mkdtemp(prefix="stackfleet-chaos-"))
-    registry = Registry.open(lab.endpoints)
+    registry = Registry.open(lab.endpoints, tls=ops.admin_tls(lab))
     done: list[chaos.Fault] = []
     outcomes: list[chaos.Outcome] = []
     reported: set[tuple[str, str]] = set()

@@ -261,7 +261,7 @@ def stdout_to_stderr() -> Iterator[None]:
 
 def start_cloud(lab: LabInfo) -> None:
     """The roles as the main job starts them, until every one is active and the APIs answer."""
-    from stackfleet.demo import READY_TIMEOUT, REPO, ROLES, sh
+    from stackfleet.demo import READY_TIMEOUT, REPO, ROLE_UNITS, sh
     from stackfleet.failover import wait_active
     from stackfleet.openstack.admin import wait_controller_ready
     from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
@@ -270,10 +270,10 @@ def start_cloud(lab: LabInfo) -> None:
     async def run() -> None:
         registry = Registry.open(lab.endpoints, tls=ops.admin_tls(lab))
         try:
-            sh("start", "--no-block", *(str(REPO / "units" / r) for r in ROLES))
+            sh("start", "--no-block", *(str(REPO / "units" / r) for r in ROLE_UNITS))
             link = EtcdClusterLink(registry, key_file(Path(lab.shared_dir)))
             await wait_controller_ready(link, READY_TIMEOUT, progress=lambda s: print(f"  controller {s}", flush=True))
-            for role in ROLES:
+            for role in ROLE_UNITS:
                 await wait_active(registry, role, READY_TIMEOUT)
         finally:
             await registry.close()

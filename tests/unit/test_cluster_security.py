@@ -100,8 +100,9 @@ def test_the_certificate_flags_are_set_for_the_process_and_skipped_when_finding_
 
     assert command_verb(["--ca-file", "ca.crt", "--cert-file", "a.crt", "list-units"]) == "list-units"
     args = build_parser("list-units").parse_args(["list-units", "--ca-file", "ca.crt", "--key-file", "/k"])
-    for name in discovery.TLS_ENV:
-        monkeypatch.delenv(name, raising=False)
+    # A copy of the environment: export_tls_flags sets os.environ, which must not leak into
+    # later tests (the lab tests' CLI then found a CA and a key without a certificate).
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in discovery.TLS_ENV})
     export_tls_flags(args)
     assert os.environ[discovery.CA_FILE_ENV] == os.path.abspath("ca.crt")
     assert os.environ[discovery.KEY_FILE_ENV] == "/k" and discovery.CERT_FILE_ENV not in os.environ

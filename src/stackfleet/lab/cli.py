@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stackfleet.cli.arguments import count, lease_ttl
+from stackfleet.confirm import deletion_confirmed
 from stackfleet.lab import client, ops
 from stackfleet.lab.net import IpError
 from stackfleet.lab.plan import Counts, PlanError
@@ -95,14 +96,7 @@ def purge_confirmed(shared: Path) -> bool:
     """Asks on the terminal before the shared data goes; without one, refuses (--yes says it)."""
     print(f"lab destroy --purge will DELETE the shared data in {shared}: the whole cloud "
           "(databases, images, instances).", file=sys.stderr)
-    if not sys.stdin.isatty():
-        print("stackfleet lab: error: --purge not confirmed (no terminal; pass --yes). "
-              "Nothing was destroyed.", file=sys.stderr)
-        return False
-    if input("Type 'delete' to confirm: ").strip() != "delete":
-        print("stackfleet lab: --purge not confirmed. Nothing was destroyed.", file=sys.stderr)
-        return False
-    return True
+    return deletion_confirmed("stackfleet lab: --purge", "Nothing was destroyed.")
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:

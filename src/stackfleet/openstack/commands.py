@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stackfleet import discovery
+from stackfleet.confirm import deletion_confirmed
 from stackfleet.openstack import settings as settings_mod
 from stackfleet.openstack import shared_data
 from stackfleet.openstack.configs import clouds_yaml, openrc
@@ -132,14 +133,8 @@ def cmd_data_reset(args: argparse.Namespace) -> int:
     print("data reset will DELETE the OpenStack data (databases, images, instances):")
     for path in targets:
         print(f"  {path}")
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print("data reset: not confirmed (no terminal; pass --yes). Nothing was deleted.",
-                  file=sys.stderr)
-            return 1
-        if input("Type 'delete' to confirm: ").strip() != "delete":
-            print("data reset: not confirmed. Nothing was deleted.", file=sys.stderr)
-            return 1
+    if not args.yes and not deletion_confirmed("data reset:", "Nothing was deleted."):
+        return 1
     shared_data.reset(shared)
     print("data reset: deleted. The next controller start makes a new, empty cloud.")
     return 0

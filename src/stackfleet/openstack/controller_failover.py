@@ -32,7 +32,7 @@ class ControllerFailover:
         return rows + [("every service ready", self.ready)]
 
 
-async def fail_over_controller(registry: Registry, link: ClusterLink, fault: Callable[[str], None],
+async def fail_over_controller(registry: Registry, link: ClusterLink, fault: Callable[[str], object],
                                timeout: float = 600.0) -> ControllerFailover:
     """Apply fault(machine name) to the controller's machine and wait until the cloud is back."""
     record = await link.controller()
