@@ -7,6 +7,7 @@ Phases, in the order the controller runs them:
   keystone   keystone db_sync, fernet/credential keys (once), keystone-manage bootstrap
   syncs      glance, placement, nova (api db, cell0, cell1 once, db) and neutron schema syncs
   cells      cell mappings hold URL templates, not the controller's address (survives a move)
+  heartbeats every nova-compute counts as down until it reports to this controller (see below)
   catalog    service project, users, role grants, services and endpoints: each checked before it is
              created, endpoints re-pointed when the controller's address moved
   flavors    a tiny flavor, once
@@ -188,6 +189,25 @@ def cells(site: Site) -> None:
     db.close()
 
 
+def heartbeats(site: Site) -> None:
+    """Dates every nova-compute's last heartbeat back a day, before the scheduler starts.
+
+    This controller's RabbitMQ is a new broker (controller.py): a compute queue exists only once
+    that nova-compute has connected to it, and a cast to a queue that does not exist is dropped.
+    A heartbeat sent to the old controller seconds ago would still let the scheduler choose a host
+    whose nova-compute has not reconnected yet, and that server would stay BUILD forever (seen in
+    CI after a controller halt). Dated back, the host is down (Nova's service_down_time) and a
+    boot fails with NoValidHost until its first heartbeat through the new broker."""
+    db = _mysql_root(site, "nova")
+    with db.cursor() as c:
+        count = c.execute("UPDATE services SET last_seen_up = UTC_TIMESTAMP() - INTERVAL 1 DAY "
+                          "WHERE `binary` = 'nova-compute' AND deleted = 0")
+    db.commit()
+    db.close()
+    if count:
+        say(f"{count} nova-compute service(s) down until they report to this controller")
+
+
 def admin_connection(site: Site) -> Any:
     import openstack
 
@@ -336,7 +356,7 @@ def images(site: Site) -> None:
 
 
 PHASES = {"databases": databases, "keystone": keystone, "syncs": syncs, "cells": cells,
-          "catalog": catalog, "flavors": flavors, "images": images}
+          "heartbeats": heartbeats, "catalog": catalog, "flavors": flavors, "images": images}
 
 
 def main(argv: list[str]) -> int:

@@ -188,7 +188,7 @@ async def serve(run: RoleRun) -> None:
     for svc, proc in apis:
         if proc.name == "keystone":
             run.sup.start(uwsgi_spec(run, site, svc, proc))
-    await run.helper("bootstrap", site_json, "syncs", "cells", log="bootstrap")
+    await run.helper("bootstrap", site_json, "syncs", "cells", "heartbeats", log="bootstrap")
     # The APIs only need their schemas to start; they load while Keystone and RabbitMQ come up.
     for svc, proc in apis:
         if proc.name != "keystone":
