@@ -13,7 +13,6 @@ ports bind only where an OVS agent runs under the same host name.
 """
 from __future__ import annotations
 
-import os
 import shutil
 
 from stackfleet.openstack import configs, libvirtd, neutron_agents, ovs, shared_data
@@ -25,10 +24,6 @@ TOOLS = ("ovsdb-server", "ovs-vswitchd", "ethtool", libvirtd.LIBVIRTD, "qemu-sys
          "qemu-img", "unshare")
 
 
-def virt_driver() -> str:
-    return os.environ.get("STACKFLEET_VIRT_DRIVER", "libvirt")
-
-
 async def start_hypervisor(run: RoleRun) -> None:
     root = libvirtd.state_root(run.ctx.state_dir)
     libvirtd.prepare(root)
@@ -37,7 +32,7 @@ async def start_hypervisor(run: RoleRun) -> None:
 
 async def serve(run: RoleRun) -> None:
     say = run.ctx.say
-    driver = virt_driver()
+    driver = configs.virt_driver()
     for tool in TOOLS if driver != "fake" else ():
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is missing: run scripts/install-openstack")

@@ -6,6 +6,7 @@ never an edit. All services bind to, or talk to, management addresses given here
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,11 @@ def nova_conf(site: Site) -> str:
         "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 30},
     })
     return render_ini(sections)
+
+
+def virt_driver() -> str:
+    """The compute role's virt driver: libvirt, or `fake` by $STACKFLEET_VIRT_DRIVER (see compute.py)."""
+    return os.environ.get("STACKFLEET_VIRT_DRIVER", "libvirt")
 
 
 def nova_compute_conf(site: Site, virt_driver: str = "libvirt") -> str:
