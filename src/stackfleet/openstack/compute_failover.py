@@ -76,6 +76,10 @@ class QemuWatch(threading.Thread):
         self._live: dict[tuple[int, int], QemuRun] = {}  # by (pid, start ticks): PIDs get reused
         self._lock = threading.Lock()
 
+    def start(self) -> None:
+        self.scan()  # what runs already is known before the caller goes on to a fault
+        super().start()
+
     def run(self) -> None:
         while not self.done.is_set():
             self.scan()
