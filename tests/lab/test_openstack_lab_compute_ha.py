@@ -34,6 +34,7 @@ from stackfleet.openstack.compute_failover import (
     overlapping,
 )
 
+from .faults import cli
 from .openstack_cloud import on_link, openstack_venv_missing
 from .test_openstack_lab import _all_machines_present, _seeded
 
@@ -69,6 +70,11 @@ def _servers(cloud: dict[str, object]) -> dict[str, dict[str, str]]:
     return {s["id"]: s for s in nova("servers", cloud["record"], _env(lab))}  # type: ignore[arg-type]
 
 
+def _journal(lab: LabInfo) -> str:
+    """The evacuator's last steps, for a failure's report."""
+    return cli(lab, "journal", "--lines", "40", "instance-ha.service").stdout
+
+
 def _proof(seeded: dict[str, str]) -> str:
     done = reach.ssh(Path(seeded["key_file"]), seeded["floating_ip"], f"cat {PROOF}")
     assert done.returncode == 0, f"ssh cat {PROOF}: {done.returncode} {done.stderr}"
@@ -98,6 +104,7 @@ def _fail(cloud: dict[str, object], story: dict[str, object], fault: str) -> Com
     except BaseException:
         if fault == "partition":
             ops.heal(Path(lab.root), victim)
+        print(_journal(lab))
         raise
     story["moved_at"] = moved.fault_at
     print(f"{fault} of {victim} ({len(on_victim)} instances): "
@@ -122,7 +129,11 @@ def _returns(cloud: dict[str, object], story: dict[str, object]) -> None:
         ops.heal(Path(lab.root), victim)
     else:
         ops.up_machine(Path(lab.root), victim)  # `stackfleet lab up NAME`
-    seconds = on_link(lab, lambda link: back_in_service(link.registry, victim, RETURN_TIMEOUT))
+    try:
+        seconds = on_link(lab, lambda link: back_in_service(link.registry, victim, RETURN_TIMEOUT))
+    except BaseException:
+        print(_journal(lab))
+        raise
     print(f"{victim} back in service {seconds:.1f} s after its return (forced_down lifted)")
     services = nova("compute-services", cloud["record"], _env(lab))  # type: ignore[arg-type]
     mine = [s for s in services if s["host"] == victim]
