@@ -5,10 +5,14 @@ their unit files and waits, with progress, until the cloud is healthy; runs the 
 sample workflow through the real APIs (image, security group rules, external and private
 networks, router, keypair, a server from stackfleet-guest under QEMU, a floating IP); from the
 lab machine `outside` (the user's laptop) pings the floating IP, logs in with the keypair and
-pings the router's gateway from inside the guest; then pulls the power of the controller's
-machine and shows the controller running on another one with the same image (checksum),
-networks and server, the failover timings, and the same guest answering ssh. With --core it
-runs the quick story of two sample units instead. Every cluster step is a real `stackfleet`
+pings the router's gateway from inside the guest, and writes a file to its /data disk; then
+pulls the power of the controller's machine and shows the controller running on another one
+with the same image (checksum), networks and server, the failover timings, and the same guest
+answering ssh. Then the original's compute-node fail test, with no `nova evacuate` typed: it
+pulls the power of the server's compute machine, and the evacuator (instance-ha.service) brings
+the server up ACTIVE on the other one, at the same floating IP, with the file on /data; the
+timings, and the machine back in service. With --core it runs the quick story of two sample
+units instead. Every cluster step is a real `stackfleet`
 command, printed before it runs.
 """
 from __future__ import annotations
@@ -27,14 +31,16 @@ from .failover import measure_failover, wait_active
 from .lab.state import load_lab
 from .openstack import reach
 from .openstack.admin import admin_environment, wait_controller_ready, workflow
+from .openstack.compute_failover import QemuWatch, back_in_service, fail_over_compute, instances_on, nova
 from .openstack.controller_failover import fail_over_controller, shared_record
 from .openstack.etcdlink import EtcdClusterLink, key_file
 from .registry.store import Registry
 
 REPO = Path(__file__).resolve().parents[2]
-ROLE_UNITS = ("controller.service", "network.service", "compute.service")
+ROLE_UNITS = ("controller.service", "network.service", "compute.service", "instance-ha.service")
 READY_TIMEOUT = 600.0
 SSH_TIMEOUT = 180.0
+PROOF = "/data/written-by-the-demo"
 
 
 def step(title: str) -> None:
@@ -59,9 +65,10 @@ def run_workflow(command: str, record: Path, env: dict[str, str], *extra: str) -
     return done.stdout
 
 
-def user_story(seeded: dict[str, str], timings: dict[str, float]) -> None:
+def user_story(seeded: dict[str, str], timings: dict[str, float]) -> str:
     """The end of the original README: the floating IP from the user's machine, ssh with the key,
-    and a ping from inside the guest."""
+    and a ping from inside the guest. Then a file on the guest's /data disk, for the compute
+    failure to keep: its text."""
     key, fip = seeded["key_file"], seeded["floating_ip"]
     step(f"From outside (10.0.5.1, the user's laptop): the server's floating IP {fip}")
     started = time.monotonic()
@@ -72,6 +79,10 @@ def user_story(seeded: dict[str, str], timings: dict[str, float]) -> None:
     sh("lab", "exec", "outside", "--",
        *reach.ssh_argv(Path(key), fip, f"hostname; ip -4 -o addr show dev eth0; "
                                        f"ping -c 3 {gateway}"))
+    text = f"written by the demo at {time.strftime('%H:%M:%S')}, before any fault"
+    sh("lab", "exec", "outside", "--",
+       *reach.ssh_argv(Path(key), fip, f"echo '{text}' > {PROOF} && sync && ls -l {PROOF}"))
+    return text
 
 
 async def machine_name(registry: Registry, machine_id: str) -> str:
@@ -126,7 +137,7 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     timings = {"cloud start to ready": seeding - started,
                "seed, server ACTIVE and floating IP": time.monotonic() - seeding}
     seeded = json.loads(record.read_text())
-    user_story(seeded, timings)
+    proof = user_story(seeded, timings)
 
     step("Pull the power of the machine that runs controller.service")
     def halt(name: str) -> None:
@@ -148,7 +159,7 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
 
     step(f"The same server, by ssh from outside, after the controller moved to {moved.machine}")
     sh("lab", "exec", "outside", "--",
-       *reach.ssh_argv(Path(seeded["key_file"]), seeded["floating_ip"], "uptime; ls -la /data"))
+       *reach.ssh_argv(Path(seeded["key_file"]), seeded["floating_ip"], f"uptime; cat {PROOF}"))
     print("\ntimings, s:")
     for label, seconds in timings.items():
         print(f"  {label:<36} {seconds:6.1f}")
@@ -158,6 +169,48 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     sh("lab", "up", victim)
     await rejoined(registry, victim)
     sh("list-machines")
+    await compute_story(registry, link, record, seeded, proof, env)
+
+
+async def compute_story(registry: Registry, link: EtcdClusterLink, record: Path, seeded: dict[str, str],
+                        proof: str, env: dict[str, str]) -> None:
+    """The original's compute-node fail test, where a human ran `nova evacuate`: the evacuator
+    (instance-ha.service) does it."""
+    key, fip, server = Path(seeded["key_file"]), seeded["floating_ip"], seeded["server_id"]
+    servers: list[dict[str, str]] = nova("servers", record, env)
+    victim = next(s["host"] for s in servers if s["id"] == server)
+    step(f"The compute-node fail test: pull the power of {victim}, which runs the server {server}")
+    print("nobody types `nova evacuate`: instance-ha.service sees the machine's lease expire, forces its "
+          "nova-compute down and evacuates its instances", flush=True)
+
+    def halt(name: str) -> None:
+        sh("lab", "halt", name)
+
+    watch = QemuWatch()  # when each guest's QEMU ended and started: the fenced timing
+    watch.start()
+    try:
+        moved = await fail_over_compute(registry, link, record, victim, instances_on(servers, victim),
+                                        {server: fip}, key, halt, watch)
+    finally:
+        watch.stop()
+    sh("journal", "--lines", "6", "instance-ha.service")
+    now = next(s for s in nova("servers", record, env) if s["id"] == server)
+    step(f"The same server, ACTIVE on {now['host']}: ssh from outside at the same floating IP {fip}")
+    print(f"server {server}: {now['status']} on {now['host']}")
+    sh("lab", "exec", "outside", "--", *reach.ssh_argv(key, fip, f"hostname; uptime; cat {PROOF}"))
+    read = reach.ssh(key, fip, f"cat {PROOF}")
+    if read.returncode != 0 or read.stdout.strip() != proof:
+        raise SystemExit(f"demo: {PROOF} after the evacuation reads {read.stdout.strip()!r}, not {proof!r}")
+    print(f"{PROOF} is intact: it was written before the fault, on the instance's disk on the shared storage")
+    print(f"\n{victim} -> {now['host']}; seconds after the halt:")
+    for label, seconds in moved.rows():
+        print(f"  {label:<28} {seconds:6.1f}")
+
+    step(f"Power {victim} back on: its nova-compute starts, finds the server moved, deletes nothing")
+    sh("lab", "up", victim)
+    seconds = await back_in_service(registry, victim)
+    print(f"{victim} is back in service {seconds:.1f} s after power-on (forced_down lifted)")
+    sh("journal", "--lines", "3", "instance-ha.service")
 
 
 def main(argv: list[str] | None = None) -> int:

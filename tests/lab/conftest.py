@@ -119,3 +119,18 @@ def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -
 @pytest.fixture
 def wait_until() -> Callable[[Callable[[], bool], float], bool]:
     return poll
+
+
+@pytest.fixture(scope="session")
+def l3ha_cloud(lab_session: LabSession) -> Iterator[dict[str, object]]:
+    """The L3_HA cloud, seeded, for every module that tells a story on it (openstack_cloud.py):
+    one cold start per session."""
+    from .openstack_cloud import openstack_venv_missing, start_and_seed, stop
+
+    if openstack_venv_missing():
+        pytest.skip("needs the OpenStack venv (scripts/install-openstack)")
+    if "agent" not in lab_session.ensure_up().processes:
+        pytest.skip("this lab runs no agents")
+    cloud = start_and_seed(lab_session, "seed-record.json")
+    yield cloud
+    stop(cloud["lab"])

@@ -5,8 +5,9 @@ real APIs, with a real guest (QEMU under libvirt) that the user reaches from the
 record and byte is still there on another controller, two MariaDB servers never ran on the
 shared data, and the same guest still answers ssh.
 
-One cloud for the whole module (few boots: the seeded server, one more for east-west, and the
-boot checks after each failover)."""
+One cloud for the whole module, the session's (conftest.py's l3ha_cloud), on which
+test_openstack_lab_compute_ha.py goes on (few boots: the seeded server, one more for east-west,
+and the boot checks after each failover)."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,6 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,34 +23,20 @@ from stackfleet.failover import patiently
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.openstack import reach, router_state
-from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
+from stackfleet.openstack.admin import admin_environment, workflow
 from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
-from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
-from stackfleet.openstack.venv import default_venv
 from stackfleet.registry.store import Registry
 
-from .faults import REPO, cli
+# READY_TIMEOUT and UNITS as well: test_openstack_lab_dvr.py imports them from here.
+from .openstack_cloud import READY_TIMEOUT, UNITS, on_link, openstack_venv_missing  # noqa: F401
 
 pytestmark = [pytest.mark.lab, pytest.mark.openstack]
-UNITS = [str(REPO / "units" / n) for n in ("controller.service", "network.service", "compute.service")]
-READY_TIMEOUT = 420.0
 FAILOVER_TIMEOUT = 180.0
 SSH_TIMEOUT = 150.0   # from ACTIVE: TCG boot, DHCP, the key from metadata, dropbear
 TENANT_MTU = 1450     # VXLAN's 50 bytes off the tunnel network's 1500
 
-if not (default_venv() / "bin" / "nova-compute").exists():
+if openstack_venv_missing():
     pytest.skip("needs the OpenStack venv (scripts/install-openstack)", allow_module_level=True)
-
-
-def on_link(lab: LabInfo, body):  # type: ignore[no-untyped-def]
-    async def main():  # type: ignore[no-untyped-def]
-        registry = Registry.open(lab.endpoints, tls=ops.admin_tls(lab))
-        try:
-            return await body(EtcdClusterLink(registry, key_file(Path(lab.shared_dir))))
-        finally:
-            await registry.close()
-
-    return asyncio.run(main())
 
 
 class MariadbWatch(threading.Thread):
@@ -81,21 +67,9 @@ class MariadbWatch(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def cloud(lab_session) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
-    lab = lab_session.ensure_up()
-    if "agent" not in lab.processes:
-        pytest.skip("this lab runs no agents")
-    started = time.monotonic()
-    result = cli(lab, "start", "--block-attempts", "120", *UNITS, timeout=300)
-    assert result.returncode == 0, result.stderr
-    address = on_link(lab, lambda link: wait_controller_ready(link, READY_TIMEOUT))
-    env = on_link(lab, lambda link: admin_environment(link, address))
-    record = Path(lab.shared_dir) / "seed-record.json"
-    seeded = workflow("seed", record, env)
-    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    yield {"lab": lab, "session": lab_session, "record": record, "env": env,
-           "cold_start": time.monotonic() - started}
-    cli(lab, "destroy", "controller.service", "network.service", "compute.service")
+def cloud(l3ha_cloud: dict[str, object]) -> dict[str, object]:
+    """The session's L3_HA cloud (conftest.py): test_openstack_lab_compute_ha.py goes on with it."""
+    return l3ha_cloud
 
 
 def _seeded(cloud: dict[str, object]) -> dict[str, str]:

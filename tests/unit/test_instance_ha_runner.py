@@ -198,3 +198,23 @@ def test_instance_ha_service_is_one_copy_on_a_controller_running_the_role() -> N
     assert unit.constraints.exclusive and unit.constraints.machine_metadata == {"role": frozenset({"controller"})}
     assert unit.get("Service", "ExecStart") == ["stackfleet role run instance-ha"]
     assert "instance-ha" in OPENSTACK_ROLES
+
+
+def test_passes_come_soon_while_a_host_is_down_and_rarely_when_all_is_well() -> None:
+    from stackfleet.openstack.instance_ha import AFTER_ACTION, IDLE_INTERVAL, PASS_INTERVAL
+
+    async def main() -> None:
+        nova = FakeNova({"i1": "compute-01"}, HOSTS)
+        records, events, members = MemoryRecords(), [], {"compute-01", "compute-02"}
+        ha = evacuator(records, nova, members, events)
+        await ha.step()
+        assert ha.interval == IDLE_INTERVAL  # a membership change wakes it at once
+        members.discard("compute-01")
+        await ha.step()  # the epoch
+        assert ha.interval == AFTER_ACTION
+        await ha.step()  # forced down, evacuation asked
+        await ha.step()  # nothing to do until Nova is done
+        assert ha.interval == PASS_INTERVAL
+        assert IDLE_INTERVAL > PASS_INTERVAL > AFTER_ACTION
+
+    asyncio.run(main())

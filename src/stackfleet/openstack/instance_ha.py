@@ -20,7 +20,12 @@ from stackfleet.openstack import settings as settings_mod
 from stackfleet.openstack.role_context import RoleRun
 
 UNIT = "instance-ha.service"
-PASS_INTERVAL = 1.0  # a pass this often, and at once when a machine leaves or joins
+# A pass at once when a machine leaves or joins; else this often while a host is dead or not yet
+# back in service, soon after a pass that acted (its next step may be due), and rarely when all is
+# well: each pass asks Nova's API three times, on a controller that serves the users too.
+PASS_INTERVAL = 1.0
+AFTER_ACTION = 0.2
+IDLE_INTERVAL = 15.0
 EVENT_KIND = "instance-ha"
 
 
@@ -94,6 +99,7 @@ class Evacuator:
         self.enabled = enabled
         self.bound = bound
         self.clock = clock
+        self.interval = PASS_INTERVAL
 
     async def observe(self) -> ev.World:
         raw = await self.records.all()
@@ -103,8 +109,11 @@ class Evacuator:
         return world_of(members, nova, raw, await self.enabled(), self.clock(), self.bound)
 
     async def step(self) -> list[ev.Action]:
-        """One pass; the actions it carried out."""
-        actions = ev.plan(await self.observe())
+        """One pass; the actions it carried out. Sets `interval`, the wait before the next."""
+        self.interval = PASS_INTERVAL
+        world = await self.observe()
+        actions = ev.plan(world)
+        self.interval = AFTER_ACTION if actions else PASS_INTERVAL if world.hosts_down else IDLE_INTERVAL
         index = 0
         while index < len(actions):
             action = actions[index]
@@ -163,7 +172,7 @@ class Evacuator:
             except Exception as exc:  # etcd or Nova unavailable for a moment: the next pass retries
                 say(f"instance-ha: pass failed: {type(exc).__name__}: {exc}")
             try:
-                await asyncio.wait_for(wake.wait(), PASS_INTERVAL)
+                await asyncio.wait_for(wake.wait(), self.interval)
             except TimeoutError:
                 pass
 

@@ -15,6 +15,8 @@ Runs inside the OpenStack venv (openstacksdk). From elsewhere:
     .venv-openstack/bin/python -m stackfleet.openstack.workflow \
         seed|verify|boot-check|network-report|agents RECORD_JSON [SUFFIX]
         boot RECORD_JSON NAME [HOST] | delete-server RECORD_JSON SERVER_ID
+        servers|compute-services RECORD_JSON | add-floating-ip RECORD_JSON SERVER_ID
+        wait-moved RECORD_JSON FROM_HOST TIMEOUT SERVER_ID...
 with the admin's OS_* variables set (see `stackfleet openstack credentials`).
 """
 from __future__ import annotations
@@ -324,6 +326,49 @@ def network_report(cloud: Cloud, record: SeedRecord) -> dict[str, Any]:
     return {"agents": agents(cloud), "router_hosts": hosting, "dhcp_ports": dhcp_ports}
 
 
+
+# -- instance HA, as its user sees it (lab e2e, bench/failover.py --compute, the main job) ------------
+def servers(cloud: Cloud) -> list[dict[str, Any]]:
+    """Every server: where it runs and in what state."""
+    return [{"id": s.id, "name": s.name, "status": s.status, "host": s.compute_host,
+             "task_state": s.task_state} for s in cloud.compute.servers(details=True, all_projects=True)]
+
+
+def compute_services(cloud: Cloud) -> list[dict[str, Any]]:
+    return [{"host": s.host, "state": s.state, "status": s.status, "forced_down": bool(s.is_forced_down)}
+            for s in cloud.compute.services(binary="nova-compute")]
+
+
+def add_floating_ip(cloud: Cloud, record: SeedRecord, server_id: str) -> str:
+    """A new floating IP on the server's port, from the seeded public network."""
+    fip = cloud.network.create_ip(floating_network_id=record.public_network_id,
+                                  port_id=server_port(cloud, server_id).id)
+    return str(fip.floating_ip_address)
+
+
+def wait_moved(cloud: Cloud, server_ids: list[str], from_host: str, timeout: float) -> dict[str, Any]:
+    """Waits until every server is ACTIVE and idle on a host other than from_host (an evacuation
+    done); per server its new host and when (time.time()) that was first seen."""
+    deadline = time.monotonic() + timeout
+    moved: dict[str, Any] = {}
+    while True:
+        for server_id in server_ids:
+            if server_id in moved:
+                continue
+            server = cloud.compute.get_server(server_id)
+            if server.status == "ERROR":
+                raise RuntimeError(f"server {server.name} is ERROR: {server.fault}")
+            if server.status == "ACTIVE" and server.task_state is None and \
+                    server.compute_host not in (None, from_host):
+                moved[server_id] = {"host": server.compute_host, "at": time.time()}
+        if len(moved) == len(server_ids):
+            return moved
+        if time.monotonic() > deadline:
+            waiting = sorted(set(server_ids) - set(moved))
+            raise RuntimeError(f"not moved off {from_host} within {timeout:.0f} s: {waiting}")
+        time.sleep(0.5)
+
+
 def main(argv: list[str]) -> int:
     command, record_path, *rest = argv
     cloud = connect_from_env()
@@ -340,6 +385,15 @@ def main(argv: list[str]) -> int:
     if command == "delete-server":  # delete-server RECORD SERVER_ID
         cloud.compute.delete_server(rest[0])
         cloud.compute.wait_for_delete(cloud.compute.get_server(rest[0]), wait=120)
+        return 0
+    if command in ("servers", "compute-services"):
+        print(json.dumps(servers(cloud) if command == "servers" else compute_services(cloud)))
+        return 0
+    if command == "add-floating-ip":  # add-floating-ip RECORD SERVER_ID
+        print(add_floating_ip(cloud, SeedRecord.from_json(path.read_text()), rest[0]))
+        return 0
+    if command == "wait-moved":  # wait-moved RECORD FROM_HOST TIMEOUT SERVER_ID...
+        print(json.dumps(wait_moved(cloud, rest[2:], rest[0], float(rest[1]))))
         return 0
     if command == "boot-check":
         seconds = boot_check(cloud, SeedRecord.from_json(path.read_text()))
