@@ -40,7 +40,7 @@ from pathlib import Path
 from stackfleet.discovery import open_registry
 from stackfleet.failover import FailoverTiming, measure_failover, wait_active
 from stackfleet.lab import ops
-from stackfleet.lab.state import default_root, load_lab
+from stackfleet.lab.state import LabInfo, default_root, load_lab
 from stackfleet.openstack import reach, router_state
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 from stackfleet.openstack.compute_failover import (
@@ -52,6 +52,7 @@ from stackfleet.openstack.compute_failover import (
 )
 from stackfleet.openstack.controller_failover import fail_over_controller, shared_record
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
+from stackfleet.registry.store import Registry
 
 UNITS = Path(__file__).resolve().parents[1] / "units"
 UNIT = UNITS / "examples" / "beacon.service"
@@ -92,6 +93,23 @@ async def rounds(count: int) -> list[FailoverTiming]:
     return results
 
 
+def cloud_lab() -> tuple[Path, LabInfo, Registry, EtcdClusterLink]:
+    """The default lab, its registry and the roles' link (the caller closes the registry)."""
+    root = default_root()
+    lab = load_lab(root)
+    assert lab is not None
+    registry = open_registry()
+    return root, lab, registry, EtcdClusterLink(registry, key_file(Path(lab.shared_dir)))
+
+
+async def power_back(root: Path, lab: LabInfo, registry: Registry, name: str) -> None:
+    """`lab up` of a halted machine, then wait until it is a member again."""
+    ops.up_machine(root, name)
+    machine_id = next(m.machine_id for m in lab.machines if m.name == name)
+    while machine_id not in await registry.machines():
+        await asyncio.sleep(0.2)
+
+
 async def seeded_cloud(link: EtcdClusterLink, shared: Path) -> dict[str, str]:
     """The roles started and the sample workflow seeded (once): its record."""
     stackfleet("start", "--no-block", *(str(UNITS / r) for r in ROLES))
@@ -105,11 +123,7 @@ async def seeded_cloud(link: EtcdClusterLink, shared: Path) -> dict[str, str]:
 
 
 async def network_rounds(count: int) -> dict[str, list[float]]:
-    root = default_root()
-    lab = load_lab(root)
-    assert lab is not None
-    registry = open_registry()
-    link = EtcdClusterLink(registry, key_file(Path(lab.shared_dir)))
+    root, lab, registry, link = cloud_lab()
     network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}
     columns: dict[str, list[float]] = {}
     try:
@@ -147,10 +161,7 @@ async def network_rounds(count: int) -> dict[str, list[float]]:
             print(f"round {i + 1}: halted {victim} (primary): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in rows)
                   + f"; {result.received}/{result.sent} answered", flush=True)
-            ops.up_machine(root, victim)
-            victim_id = next(m.machine_id for m in lab.machines if m.name == victim)
-            while victim_id not in await registry.machines():
-                await asyncio.sleep(0.2)
+            await power_back(root, lab, registry, victim)
             await asyncio.sleep(20)  # its network role and keepalived are back as backup
     finally:
         await registry.close()
@@ -158,12 +169,8 @@ async def network_rounds(count: int) -> dict[str, list[float]]:
 
 
 async def openstack_rounds(count: int) -> dict[str, list[float]]:
-    root = default_root()
-    lab = load_lab(root)
-    assert lab is not None
+    root, lab, registry, link = cloud_lab()
     shared = Path(lab.shared_dir)
-    registry = open_registry()
-    link = EtcdClusterLink(registry, key_file(shared))
     columns: dict[str, list[float]] = {}
     try:
         await seeded_cloud(link, shared)
@@ -177,10 +184,7 @@ async def openstack_rounds(count: int) -> dict[str, list[float]]:
                 columns.setdefault(label, []).append(seconds)
             print(f"round {i + 1}: {moved.victim} -> {moved.machine}: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in rows), flush=True)
-            ops.up_machine(root, moved.victim)
-            victim_id = next(m.machine_id for m in lab.machines if m.name == moved.victim)
-            while victim_id not in await registry.machines():
-                await asyncio.sleep(0.2)
+            await power_back(root, lab, registry, moved.victim)
     finally:
         await registry.close()
     return columns
@@ -201,12 +205,8 @@ async def beside_the_seeded_server(record: Path, env: dict[str, str], seeded: di
 
 
 async def compute_rounds(count: int) -> dict[str, list[float]]:
-    root = default_root()
-    lab = load_lab(root)
-    assert lab is not None
+    root, lab, registry, link = cloud_lab()
     shared = Path(lab.shared_dir)
-    registry = open_registry()
-    link = EtcdClusterLink(registry, key_file(shared))
     columns: dict[str, list[float]] = {}
     watch = QemuWatch()
     watch.start()
