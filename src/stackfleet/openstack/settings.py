@@ -80,6 +80,12 @@ def normalize_key(key: str) -> str:
     return name
 
 
+def _one_of(label: str, given: str, canonical: str, allowed: tuple[str, ...]) -> str:
+    if canonical not in allowed:
+        raise SettingsError(f"{label}={given!r} is not allowed; allowed values: {' or '.join(allowed)}")
+    return canonical
+
+
 def validate(key: str, value: str) -> tuple[str, str]:
     """Returns the canonical (key, value) or raises SettingsError naming what is allowed."""
     name = normalize_key(key)
@@ -90,21 +96,13 @@ def validate(key: str, value: str) -> tuple[str, str]:
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     if name == "ha_mode":
-        mode = value.upper()
-        if mode not in HA_MODES:
-            raise SettingsError(
-                f"HA_MODE={value!r} is not allowed; allowed values: {' or '.join(HA_MODES)}")
-        return name, mode
+        return name, _one_of("HA_MODE", value, value.upper(), HA_MODES)
     if name == "instance_ha":
         if value.lower() not in SWITCH_VALUES:
             raise SettingsError(f"INSTANCE_HA={value!r} is not allowed; allowed values: on or off")
         return name, SWITCH_VALUES[value.lower()]
     if name == "virt_type":
-        kind = value.lower()
-        if kind not in VIRT_TYPES:
-            raise SettingsError(
-                f"virt_type={value!r} is not allowed; allowed values: {' or '.join(VIRT_TYPES)}")
-        return name, kind
+        return name, _one_of("virt_type", value, value.lower(), VIRT_TYPES)
     if name == "release":
         if value != RELEASE:
             raise SettingsError(
