@@ -6,6 +6,10 @@ did (halt, partition, even destroy). The session always ends with `lab destroy`.
 
 Which processes run: $STACKFLEET_LAB_PROCESSES (comma list of etcd,engine,agent) if set;
 otherwise all of them when `stackfleet agent --help` works, else etcd alone.
+
+The lab's root is temporary. With $STACKFLEET_LAB_LOGS set to a folder, the session copies every
+log of it there before the destroy (machines' daemons, roles, unit journals): what a failure in
+CI leaves to read.
 """
 
 from __future__ import annotations
@@ -75,9 +79,20 @@ def lab_session() -> Iterator[LabSession]:
         yield session
     finally:
         try:
+            keep_logs(root, os.environ.get("STACKFLEET_LAB_LOGS"))
             ops.destroy(root)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def keep_logs(root: Path, into: str | None) -> None:
+    if not into:
+        return
+    for log in root.rglob("*.log"):
+        if log.is_file() and not log.is_symlink():
+            copy = Path(into) / log.relative_to(root)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, copy)
 
 
 @pytest.fixture

@@ -32,6 +32,14 @@ def cli(lab: LabInfo, *args: str, timeout: float = 120) -> subprocess.CompletedP
     )
 
 
+def pinned_unit(lab: LabInfo, machine: str, command: str) -> str:
+    """A unit of `sh -c command` pinned to a machine by MachineID=: the lab has two compute
+    machines, and a test that halts or inspects one must know which runs the unit."""
+    info = lab.machine(machine)
+    assert info is not None, machine
+    return f"[Service]\nExecStart=/bin/sh -c '{command}'\n\n[X-Fleet]\nMachineID={info.machine_id}\n"
+
+
 def with_registry(lab: LabInfo, body: Callable[[Registry], Awaitable[T]]) -> T:
     async def main() -> T:
         registry = Registry.open(lab.endpoints, tls=admin_tls(lab))

@@ -18,25 +18,21 @@ from stackfleet.runtime import ProcessRuntime
 from stackfleet.runtime.procfs import all_stats, read_stat
 
 from .conftest import poll
-from .faults import cli
+from .faults import cli, pinned_unit
 
 pytestmark = pytest.mark.lab
 START_TIMEOUT = 60.0
 KILL_TIMEOUT = 15.0
 
 
-def unit_text(command: str) -> str:
-    return f"[Service]\nExecStart=/bin/sh -c '{command}'\n\n[X-Fleet]\nMachineMetadata=role=compute\n"
-
-
 # The daemons leave the unit's session and process tree by setsid and a double fork; one of
 # them also enters a network namespace of its own.
-ESCAPE = unit_text('setsid sh -c "unshare --net sleep 4242401 & sleep 4242402 & exit"; '
-                   'exec sleep 4242403')
-DETACH = unit_text('setsid sh -c "sleep 4242411 & exit"; exec sleep 4242412')
+ESCAPE = ('setsid sh -c "unshare --net sleep 4242401 & sleep 4242402 & exit"; '
+          'exec sleep 4242403')
+DETACH = 'setsid sh -c "sleep 4242411 & exit"; exec sleep 4242412'
 # setsid -f forks a child that leaves the unit's session; it enters a network namespace of its
 # own (unshare, then exec): a daemon the unit's process tree and session have both lost.
-NESTED = unit_text("setsid -f unshare --net sleep 4242421; exec sleep 4242422")
+NESTED = "setsid -f unshare --net sleep 4242421; exec sleep 4242422"
 
 
 def find(needle: str, ignore: frozenset[int] = frozenset()) -> list[int]:
@@ -87,12 +83,13 @@ def compute(lab: LabInfo) -> str:
 
 
 @contextmanager
-def started(lab: LabInfo, tmp_path: Path, name: str, text: str, needle: str,
+def started(lab: LabInfo, machine: str, tmp_path: Path, name: str, command: str, needle: str,
             count: int) -> Iterator[frozenset[int]]:
-    """Starts the unit; yields the PIDs that matched needle before (a failed earlier run)."""
+    """Starts a unit of command on machine; yields the PIDs that matched needle before (a
+    failed earlier run)."""
     strangers = frozenset(find(needle))
     path = tmp_path / name
-    path.write_text(text)
+    path.write_text(pinned_unit(lab, machine, command))
     done = cli(lab, "start", "--block-attempts", "60", str(path))
     assert done.returncode == 0, done.stderr
     try:
@@ -111,7 +108,7 @@ def runtime_of(lab: LabInfo, machine: str) -> ProcessRuntime:
 def test_halt_leaves_no_process_of_the_machine_alive(
         lab: LabInfo, compute: str, tmp_path: Path) -> None:
     root = Path(lab.root)
-    with started(lab, tmp_path, "escape.service", ESCAPE, "sleep 42424", 3) as strangers:
+    with started(lab, compute, tmp_path, "escape.service", ESCAPE, "sleep 42424", 3) as strangers:
         ns = nsprocs.netns_id(compute)
         nested = find("sleep 4242401", strangers)
         assert nested and all(netns_of(p) != ns for p in nested)  # a namespace of its own
@@ -129,7 +126,7 @@ def test_halt_leaves_no_process_of_the_machine_alive(
 def test_halt_leaves_no_process_in_the_machines_network_namespaces_nested_ones_included(
         lab: LabInfo, compute: str, tmp_path: Path) -> None:
     root = Path(lab.root)
-    with started(lab, tmp_path, "nested.service", NESTED, "sleep 42424", 2) as strangers:
+    with started(lab, compute, tmp_path, "nested.service", NESTED, "sleep 42424", 2) as strangers:
         machine_ns = nsprocs.netns_id(compute)
         (daemon,) = find("sleep 4242421", strangers)
         nested_ns = netns_of(daemon)
@@ -148,7 +145,7 @@ def test_halt_leaves_no_process_in_the_machines_network_namespaces_nested_ones_i
 
 def test_a_detached_daemon_of_a_unit_whose_shim_died_is_killed_by_the_agent(
         lab: LabInfo, compute: str, tmp_path: Path) -> None:
-    with started(lab, tmp_path, "detach.service", DETACH, "sleep 42424", 2) as strangers:
+    with started(lab, compute, tmp_path, "detach.service", DETACH, "sleep 42424", 2) as strangers:
         daemon, main = find("sleep 4242411", strangers), find("sleep 4242412", strangers)
         shim = runtime_of(lab, compute).status("detach.service").shim_pid
         assert shim is not None
@@ -160,7 +157,7 @@ def test_a_detached_daemon_of_a_unit_whose_shim_died_is_killed_by_the_agent(
 def test_the_runtime_reports_a_dead_shims_detached_daemon_orphaned_and_kill_ends_it(
         lab: LabInfo, compute: str, tmp_path: Path) -> None:
     root = Path(lab.root)
-    with started(lab, tmp_path, "detach.service", DETACH, "sleep 42424", 2) as strangers:
+    with started(lab, compute, tmp_path, "detach.service", DETACH, "sleep 42424", 2) as strangers:
         daemon, main = find("sleep 4242411", strangers), find("sleep 4242412", strangers)
         runtime = runtime_of(lab, compute)
         shim = runtime.status("detach.service").shim_pid

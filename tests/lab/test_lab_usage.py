@@ -12,12 +12,11 @@ import pytest
 from stackfleet.lab.state import LabInfo
 
 from .conftest import poll
-from .faults import cli
+from .faults import cli, pinned_unit
 
 pytestmark = pytest.mark.lab
 # Up to two seconds of CPU, burnt by a detached child, then idle.
-BURN = ("[Service]\nExecStart=/bin/sh -c 'setsid -f timeout 2 sh -c \"while :; do :; done\"; "
-        "exec sleep 4242431'\n\n[X-Fleet]\nMachineMetadata=role=compute\n")
+BURN = 'setsid -f timeout 2 sh -c "while :; do :; done"; exec sleep 4242431'
 
 
 def cpu_seconds(text: str) -> float:
@@ -29,8 +28,9 @@ def cpu_seconds(text: str) -> float:
 def test_status_and_lab_status_show_memory_and_cpu_per_unit(lab: LabInfo, tmp_path: Path) -> None:
     if "agent" not in lab.processes:
         pytest.skip("this lab runs no agents")
+    compute = next(m.name for m in lab.machines if m.role == "compute")
     unit = tmp_path / "burn.service"
-    unit.write_text(BURN)
+    unit.write_text(pinned_unit(lab, compute, BURN))
     done = cli(lab, "start", "--block-attempts", "60", str(unit))
     assert done.returncode == 0, done.stderr
     try:
@@ -46,7 +46,6 @@ def test_status_and_lab_status_show_memory_and_cpu_per_unit(lab: LabInfo, tmp_pa
             capture_output=True, text=True, timeout=60)
         assert lab_status.returncode == 0, lab_status.stderr
         row = next(line for line in lab_status.stdout.splitlines() if line.startswith("burn.service"))
-        compute = next(m.name for m in lab.machines if m.role == "compute")
         assert row.split()[1:3] == [compute, "active"], lab_status.stdout
         assert cpu_seconds(row.split()[-1]) >= 0.3, row
     finally:
