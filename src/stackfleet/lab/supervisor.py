@@ -54,6 +54,9 @@ STOP_GRACE = 3.0
 # gRPC and HTTP clients honour these; lab traffic must stay on the lab's own links.
 PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "grpc_proxy", "all_proxy", "no_proxy"})
 LAB_CGROUP = "stackfleet-lab"
+# A whole machine (etcd flushing, OpenStack's services, QEMU) can take longer to die than one unit
+# on a loaded 2-core host; a halt that gives up leaves the machine frozen.
+MACHINE_KILL_TIMEOUT = 30.0
 # Joins the cgroup whose cgroup.procs is $1 (writing 0 moves the writer), then execs the rest:
 # the process is in the machine's cgroup before it can fork anything.
 _JOIN_AND_EXEC = 'echo 0 > "$1" && shift && exec "$@"'
@@ -90,7 +93,7 @@ def kill_machine(hierarchies: cgroup.Hierarchies, machine: str, ns: nsprocs.NsId
     killed: set[int] = set()
     group = machine_group(hierarchies, machine)
     if group is not None:
-        killed.update(group.kill())
+        killed.update(group.kill(MACHINE_KILL_TIMEOUT))
     killed.update(nsprocs.kill_netns(ns))
     return killed
 
@@ -153,6 +156,10 @@ class Supervisor:
         if group is not None:
             daemons = group.child("daemons")
             daemons.create()
+            # A halt whose kill timed out leaves the machine's group frozen (cgroup.Group.kill);
+            # a daemon put in it would freeze at once and the machine never come up. Its killed
+            # processes only finish dying once thawed.
+            group.thaw()
             env[CGROUP_ENV] = group.child("units").relative
             command = ["sh", "-c", _JOIN_AND_EXEC, "sh", str(daemons.path / "cgroup.procs"),
                        "ip", "netns", "exec", machine,
