@@ -101,6 +101,14 @@ def lab(lab_session: LabSession) -> LabInfo:
     return lab_session.ensure_up()
 
 
+@pytest.fixture
+def compute(lab: LabInfo) -> str:
+    """The first compute machine, for a test that runs a unit there (faults.pinned_unit)."""
+    if "agent" not in lab.processes:
+        pytest.skip("this lab runs no agents")
+    return next(m.name for m in lab.machines if m.role == "compute")
+
+
 Etcdctl = Callable[..., subprocess.CompletedProcess[str]]
 
 

@@ -75,13 +75,6 @@ def machine_processes(netns: str) -> set[int]:
     return found
 
 
-@pytest.fixture
-def compute(lab: LabInfo) -> str:
-    if "agent" not in lab.processes:
-        pytest.skip("this lab runs no agents")
-    return next(m.name for m in lab.machines if m.role == "compute")
-
-
 @contextmanager
 def started(lab: LabInfo, machine: str, tmp_path: Path, name: str, command: str, needle: str,
             count: int) -> Iterator[frozenset[int]]:

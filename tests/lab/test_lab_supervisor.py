@@ -106,18 +106,19 @@ def test_a_new_supervisor_refuses_to_double_a_machine_it_did_not_start(lab: LabI
         ops.halt(root, machine)
 
 
-def test_a_machine_left_frozen_by_a_halt_that_gave_up_comes_up_thawed(lab: LabInfo) -> None:
+def test_a_machine_left_frozen_by_a_halt_that_gave_up_comes_up_thawed(
+        lab: LabInfo, compute: str) -> None:
     """A halt whose kill times out leaves the machine's cgroup frozen (cgroup.Group.kill); the
     next power-on must thaw it, or every daemon put in it freezes and the lab never heals."""
     root = Path(lab.root)
-    group = supervisor.machine_group(cgroup.detect(), "compute-01")
+    group = supervisor.machine_group(cgroup.detect(), compute)
     if group is None:
         pytest.skip("no cgroup v2")
-    ops.halt(root, "compute-01")
+    ops.halt(root, compute)
     (group.path / "cgroup.freeze").write_text("1")  # as the timed-out kill leaves it
-    ops.up_machine(root, "compute-01")
+    ops.up_machine(root, compute)
     agents = [c["pid"] for c in client.request(root, {"op": "status"})["children"]
-              if c["machine"] == "compute-01" and c["running"]]
+              if c["machine"] == compute and c["running"]]
     assert agents
     assert (group.path / "cgroup.freeze").read_text().strip() == "0"
     assert "frozen 0" in (group.path / "cgroup.events").read_text()

@@ -25,10 +25,8 @@ def cpu_seconds(text: str) -> float:
     return float(match[1]) / (1000 if match[2] == "ms" else 1)
 
 
-def test_status_and_lab_status_show_memory_and_cpu_per_unit(lab: LabInfo, tmp_path: Path) -> None:
-    if "agent" not in lab.processes:
-        pytest.skip("this lab runs no agents")
-    compute = next(m.name for m in lab.machines if m.role == "compute")
+def test_status_and_lab_status_show_memory_and_cpu_per_unit(
+        lab: LabInfo, compute: str, tmp_path: Path) -> None:
     unit = tmp_path / "burn.service"
     unit.write_text(pinned_unit(lab, compute, BURN))
     done = cli(lab, "start", "--block-attempts", "60", str(unit))
