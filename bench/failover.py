@@ -41,7 +41,7 @@ from stackfleet.discovery import open_registry
 from stackfleet.failover import FailoverTiming, measure_failover, wait_active
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo, default_root, load_lab
-from stackfleet.openstack import reach, router_state
+from stackfleet.openstack import reach
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 from stackfleet.openstack.compute_failover import (
     QemuWatch,
@@ -52,13 +52,12 @@ from stackfleet.openstack.compute_failover import (
 )
 from stackfleet.openstack.controller_failover import fail_over_controller, shared_record
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
+from stackfleet.openstack.network_failover import back_as_backup, fail_over_network
 from stackfleet.registry.store import Registry
 
 UNITS = Path(__file__).resolve().parents[1] / "units"
 UNIT = UNITS / "examples" / "beacon.service"
 ROLES = ("controller.service", "network.service", "compute.service", "instance-ha.service")
-PING_INTERVAL = 0.1
-NETWORK_TAKEOVER_TIMEOUT = 90.0
 SECOND = "ha-bench-2"  # the second instance on the halted compute machine
 SSH_GOAL = 60.0
 
@@ -131,38 +130,15 @@ async def network_rounds(count: int) -> dict[str, list[float]]:
         fip, router = seeded["floating_ip"], seeded["router_id"]
         reach.wait_for_ssh(Path(seeded["key_file"]), fip, 180)
         for i in range(count):
-            states = router_state.keepalived_states(network, router)
-            primary = router_state.primaries(states)
-            assert len(primary) == 1, f"not exactly one primary: {states}"
-            victim = primary[0]
-            pinger = subprocess.Popen(
-                reach.outside_argv(["ping", "-n", "-i", str(PING_INTERVAL), "-W", "1", fip]),
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            await asyncio.sleep(2)
-            fault_at = time.monotonic()
-            ops.halt(root, victim)
-            took_over = None
-            # The halted machine's own state file still says primary: only the others count.
-            others = {n: d for n, d in network.items() if n != victim}
-            while time.monotonic() - fault_at < NETWORK_TAKEOVER_TIMEOUT:
-                if router_state.primaries(router_state.keepalived_states(others, router)):
-                    took_over = time.monotonic() - fault_at
-                    break
-                await asyncio.sleep(0.1)
-            assert took_over is not None, "no other network machine took the router over"
-            await asyncio.sleep(10)  # pings flow again through the new primary
-            pinger.send_signal(2)  # SIGINT: ping prints its summary
-            result = reach.parse_ping(pinger.communicate(timeout=10)[0])
-            lost = result.sent - result.received
-            rows = [("other machine primary", took_over), ("pings lost", float(lost)),
-                    ("outage (lost x interval)", lost * PING_INTERVAL)]
+            moved = fail_over_network(network, router, fip, lambda name: ops.halt(root, name))
+            rows = moved.rows()
             for label, value in rows:
                 columns.setdefault(label, []).append(value)
-            print(f"round {i + 1}: halted {victim} (primary): "
+            print(f"round {i + 1}: halted {moved.victim} (primary), {moved.new_primary} took over: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in rows)
-                  + f"; {result.received}/{result.sent} answered", flush=True)
-            await power_back(root, lab, registry, victim)
-            await asyncio.sleep(20)  # its network role and keepalived are back as backup
+                  + f"; {moved.received}/{moved.sent} answered", flush=True)
+            await power_back(root, lab, registry, moved.victim)
+            back_as_backup(network, router, moved.victim)
     finally:
         await registry.close()
     return columns

@@ -22,7 +22,7 @@ import pytest
 from stackfleet.failover import patiently
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
-from stackfleet.openstack import reach, router_state
+from stackfleet.openstack import network_failover, reach, router_state
 from stackfleet.openstack.admin import admin_environment, workflow
 from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
 from stackfleet.registry.store import Registry
@@ -182,6 +182,28 @@ def test_l3_ha_exactly_one_network_machine_holds_the_router(cloud: dict[str, obj
         states = _router_states(lab, seeded["router_id"])
         assert sorted(states.values()) == ["backup", "primary"], states
         time.sleep(1)
+
+
+# Before the controller tests: they bring every machine back first (ensure_up).
+@pytest.mark.timeout(420)
+def test_a_network_machine_halt_moves_the_router_and_the_floating_ip_answers_again(
+        cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    lab: LabInfo = cloud["lab"]  # type: ignore[assignment]
+    network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}
+    moved = network_failover.fail_over_network(
+        network, seeded["router_id"], seeded["floating_ip"], lambda name: ops.halt(Path(lab.root), name))
+    print(f"halted {moved.victim} (primary): {moved.new_primary} primary after {moved.took_over:.1f} s, "
+          f"{moved.lost} of {moved.sent} pings lost ({moved.lost * network_failover.PING_INTERVAL:.1f} s), "
+          f"last loss {moved.last_loss} s after the halt")
+    assert moved.new_primary != moved.victim
+    assert moved.answering, f"the floating IP does not answer after the takeover: {moved}"
+    reach.wait_for_ssh(Path(seeded["key_file"]), seeded["floating_ip"], 60)
+    cloud["session"].ensure_up()  # type: ignore[attr-defined]
+    # The returned machine's network role starts again (a Global unit); it must not take the
+    # router back while the other one holds it.
+    network_failover.back_as_backup(network, seeded["router_id"], moved.victim, timeout=240)
+    assert reach.ping(seeded["floating_ip"], count=5).received >= 4
 
 
 def _router_states(lab: LabInfo, router_id: str) -> dict[str, str]:

@@ -66,6 +66,10 @@ test_the_guest_reaches_the_router_gateway_and_outside = \
     l3ha.test_the_guest_reaches_the_router_gateway_and_outside
 test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network = \
     l3ha.test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network
+# HA SNAT: the router's SNAT is a keepalived pair on the network machines, as in L3_HA.
+test_l3_ha_exactly_one_network_machine_holds_the_router = l3ha.test_l3_ha_exactly_one_network_machine_holds_the_router
+test_a_network_machine_halt_moves_the_router_and_the_floating_ip_answers_again = \
+    l3ha.test_a_network_machine_halt_moves_the_router_and_the_floating_ip_answers_again
 
 
 @pytest.mark.timeout(60)

@@ -1,0 +1,39 @@
+import pytest
+
+from stackfleet.openstack.network_failover import NetworkFailover, answering_at_end, last_loss
+
+# What `ping -n -D -O` prints (iputils, Debian 12), across an outage.
+OUTAGE = """PING 10.0.5.20 (10.0.5.20) 56(84) bytes of data.
+[1796219621.856075] 64 bytes from 10.0.5.20: icmp_seq=1 ttl=63 time=0.275 ms
+[1796219622.304838] no answer yet for icmp_seq=2
+[1796219622.508805] no answer yet for icmp_seq=3
+[1796219622.600000] From 10.0.5.1 icmp_seq=4 Destination Host Unreachable
+[1796219622.712888] 64 bytes from 10.0.5.20: icmp_seq=5 ttl=63 time=0.4 ms
+[1796219622.812888] 64 bytes from 10.0.5.20: icmp_seq=6 ttl=63 time=0.4 ms
+
+--- 10.0.5.20 ping statistics ---
+6 packets transmitted, 3 received, +1 errors, 50% packet loss, time 1000ms
+"""
+
+
+def test_the_last_loss_is_the_last_missed_reply_of_any_kind() -> None:
+    assert last_loss(OUTAGE) == 1796219622.6
+
+
+def test_no_loss_has_no_last_loss() -> None:
+    replies = "\n".join(line for line in OUTAGE.splitlines()
+                        if "bytes from" in line or not line.startswith("["))
+    assert last_loss(replies) is None
+
+
+def test_answering_at_end_needs_the_last_pings_answered() -> None:
+    assert answering_at_end(OUTAGE, tail=2)
+    assert not answering_at_end(OUTAGE, tail=3)
+    assert not answering_at_end("PING 10.0.5.20 (10.0.5.20) 56(84) bytes of data.\n")
+
+
+def test_the_outage_counts_lost_pings_at_the_interval() -> None:
+    moved = NetworkFailover(victim="network-01", new_primary="network-02", took_over=3.2,
+                            sent=100, received=70, answering=True, last_loss=3.0)
+    assert moved.lost == 30
+    assert dict(moved.rows())["outage (lost x interval)"] == pytest.approx(3.0)
