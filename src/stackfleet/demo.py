@@ -133,7 +133,8 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     # A second run of the main job seeds a second set of the README's names, suffixed.
     suffix = () if not record.exists() else (f"-{time.strftime('%H%M%S')}",)
     seeding = time.monotonic()
-    run_workflow("seed", record, await admin_environment(link, address), *suffix)
+    env = await admin_environment(link, address)
+    run_workflow("seed", record, env, *suffix)
     timings = {"cloud start to ready": seeding - started,
                "seed, server ACTIVE and floating IP": time.monotonic() - seeding}
     seeded = json.loads(record.read_text())
@@ -146,8 +147,8 @@ async def openstack_story(registry: Registry, shared: Path) -> None:
     moved = await fail_over_controller(registry, link, halt)
     sh("list-units")
 
-    step(f"The same cloud, from {moved.machine}")
-    env = await admin_environment(link, moved.address)
+    # The VIP moved with the role: the credentials from before the halt, unchanged.
+    step(f"The same cloud at the same address {moved.address}, now served by {moved.machine}")
     run_workflow("verify", record, env)
     print(f"image {seeded['image_id']}: sha256 {seeded['image_sha256']} (bytes re-read and compared)")
     run_workflow("boot-check", record, env)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 import threading
 import time
@@ -23,11 +25,13 @@ from stackfleet.failover import patiently
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.openstack import network_failover, reach, router_state
-from stackfleet.openstack.admin import admin_environment, workflow
+from stackfleet.openstack.admin import workflow
 from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
+from stackfleet.openstack.venv import default_venv
 from stackfleet.registry.store import Registry
 
 # READY_TIMEOUT and UNITS as well: test_openstack_lab_dvr.py imports them from here.
+from .faults import cli
 from .openstack_cloud import READY_TIMEOUT, UNITS, on_link, openstack_venv_missing  # noqa: F401
 
 pytestmark = [pytest.mark.lab, pytest.mark.openstack]
@@ -211,10 +215,11 @@ def _router_states(lab: LabInfo, router_id: str) -> dict[str, str]:
     return router_state.keepalived_states(network, router_id)
 
 
-def _fail_over(cloud: dict[str, object], fault: str) -> ControllerFailover:
+def _fail_over(cloud: dict[str, object], fault: str, tmp_path: Path) -> ControllerFailover:
     # Every machine back first (an earlier test halted one): etcd needs two of three members.
     lab: LabInfo = cloud["session"].ensure_up()  # type: ignore[attr-defined]
     on_link(lab, lambda link: _all_machines_present(link.registry, lab))
+    before = _user_credentials(lab, tmp_path)
     watch = MariadbWatch(Path(lab.shared_dir) / "mysql")
     watch.start()
     faulted: list[str] = []
@@ -234,7 +239,58 @@ def _fail_over(cloud: dict[str, object], fault: str) -> ControllerFailover:
     assert len(watch.seen) >= 2, "the new controller started its own MariaDB"
     assert moved.machine != moved.victim
     print(f"{fault}: " + ", ".join(f"{label} {seconds:.1f} s" for label, seconds in moved.rows()))
+    # The VIP moved with the role: what the user took before the fault still works, unedited.
+    assert moved.address == VIP
+    _credentials_still_work(before, _seeded(cloud)["server_id"])
+    # Powered on again (halt) or healed (partition), the old machine must not answer for the
+    # VIP: only the new controller's NIC does, as ARP from a third machine sees it.
+    lab = cloud["session"].ensure_up()  # type: ignore[attr-defined]
+    owners = _vip_owners(lab, next(m.name for m in lab.machines if m.role == "compute"))
+    assert owners == {_mac(moved.machine, MGMT_NIC)}, f"VIP owners {owners}; the controller runs on {moved.machine}"
     return moved
+
+
+VIP = "192.168.10.10"  # the vip setting's default: the lab's management network
+MGMT_NIC = "eth3"
+
+
+def _user_credentials(lab: LabInfo, into: Path) -> dict[str, Path]:
+    """`stackfleet openstack credentials` as the user saves it: a clouds.yaml and an openrc."""
+    saved = {}
+    for form in ("clouds", "openrc"):
+        done = cli(lab, "openstack", "credentials", "--format", form)
+        assert done.returncode == 0, done.stderr
+        saved[form] = into / ("clouds.yaml" if form == "clouds" else "openrc")
+        saved[form].write_text(done.stdout.split("\n", 1)[1])  # without the "# clouds.yaml" title
+    assert VIP in saved["openrc"].read_text()
+    return saved
+
+
+def _credentials_still_work(saved: dict[str, Path], server_id: str) -> None:
+    client = default_venv() / "bin" / "openstack"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    runs = {
+        "clouds.yaml": [str(client), "--os-cloud", "stackfleet", "server", "show", server_id, "-f", "value",
+                        "-c", "status"],
+        "openrc": ["bash", "-c", f". {saved['openrc']} && {client} server show {server_id} -f value -c status"],
+    }
+    for label, argv in runs.items():
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                              env=env | {"OS_CLIENT_CONFIG_FILE": str(saved["clouds"])})
+        assert done.returncode == 0 and done.stdout.strip() == "ACTIVE", f"{label}: {done.stdout}{done.stderr}"
+
+
+def _mac(machine: str, nic: str) -> str:
+    link = json.loads(subprocess.run(["ip", "-j", "-n", machine, "link", "show", nic], capture_output=True,
+                                     text=True, check=True).stdout)
+    return str(link[0]["address"]).lower()
+
+
+def _vip_owners(lab: LabInfo, asker: str) -> set[str]:
+    """The MACs that answer ARP for the VIP on the management network, asked from `asker`."""
+    out = subprocess.run(["ip", "netns", "exec", asker, "arping", "-c", "4", "-w", "5", "-I", MGMT_NIC, VIP],
+                         capture_output=True, text=True, timeout=30).stdout
+    return {mac.lower() for mac in re.findall(r"reply from \S+ \[([0-9A-Fa-f:]{17})\]", out)}
 
 
 async def _all_machines_present(registry: Registry, lab: LabInfo) -> None:
@@ -246,8 +302,7 @@ async def _all_machines_present(registry: Registry, lab: LabInfo) -> None:
 
 
 def _everything_intact(cloud: dict[str, object], moved: ControllerFailover) -> None:
-    lab: LabInfo = cloud["lab"]  # type: ignore[assignment]
-    env = on_link(lab, lambda link: admin_environment(link, moved.address))
+    env: dict[str, str] = cloud["env"]  # type: ignore[assignment]  # from before every fault
     verified = workflow("verify", cloud["record"], env)  # type: ignore[arg-type]
     assert verified.returncode == 0, verified.stdout + verified.stderr
     booted = workflow("boot-check", cloud["record"], env)  # type: ignore[arg-type]
@@ -257,9 +312,9 @@ def _everything_intact(cloud: dict[str, object], moved: ControllerFailover) -> N
     reach.wait_for_ssh(Path(seeded["key_file"]), seeded["floating_ip"], 60)
 
 
-def test_controller_halt_loses_nothing(cloud: dict[str, object]) -> None:
-    _everything_intact(cloud, _fail_over(cloud, "halt"))
+def test_controller_halt_loses_nothing(cloud: dict[str, object], tmp_path: Path) -> None:
+    _everything_intact(cloud, _fail_over(cloud, "halt", tmp_path))
 
 
-def test_controller_partition_never_runs_two_databases(cloud: dict[str, object]) -> None:
-    _everything_intact(cloud, _fail_over(cloud, "partition"))
+def test_controller_partition_never_runs_two_databases(cloud: dict[str, object], tmp_path: Path) -> None:
+    _everything_intact(cloud, _fail_over(cloud, "partition", tmp_path))

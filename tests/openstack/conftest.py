@@ -188,7 +188,8 @@ def cloud(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     cloud = Cloud(tmp_path_factory.mktemp("cloud"))
-    for key in ("tunnel_interface", "external_interface"):  # one host: no lab NICs
+    # One host: no lab NICs, and no VIP (the controller serves at 127.0.0.1).
+    for key in ("tunnel_interface", "external_interface", "vip"):
         assert cloud.cli("config", "set", key, "none").returncode == 0
     yield cloud
     cloud.stop_all()

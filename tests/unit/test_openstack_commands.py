@@ -66,7 +66,7 @@ def test_credentials_need_a_published_controller(standalone, capsys):
     assert main("openstack", "credentials", "--timeout", "0.2") == 1
     from stackfleet.openstack.settings import DEFAULTS, missing_defaults
     asyncio.run(link.add_settings({**DEFAULTS, **missing_defaults({})}))
-    asyncio.run(link.publish_controller("127.0.0.9", {"keystone": True}))
+    asyncio.run(link.publish_controller("127.0.0.9", {"keystone": True}, "ctl-7"))
     capsys.readouterr()
     assert main("openstack", "credentials") == 0
     out = capsys.readouterr().out
@@ -87,15 +87,15 @@ def test_file_link_yields_each_new_controller_address(tmp_path):
     async def go():
         seen = []
         changes = link.controller_address_changes()
-        await link.publish_controller("127.0.0.2", {"keystone": True})
+        await link.publish_controller("127.0.0.2", {"keystone": True}, "ctl-7")
         seen.append(await anext(changes))
-        await link.publish_controller("127.0.0.2", {"x": True})
+        await link.publish_controller("127.0.0.2", {"x": True}, "ctl-7")
         # A controller announces itself before its services boot: followers stay where they are.
-        await link.publish_controller("127.0.0.3", {})
+        await link.publish_controller("127.0.0.3", {}, "ctl-7")
         following = asyncio.ensure_future(anext(changes))
         await asyncio.sleep(0.2)
         assert not following.done()
-        await link.publish_controller("127.0.0.3", {"keystone": False})
+        await link.publish_controller("127.0.0.3", {"keystone": False}, "ctl-7")
         seen.append(await following)
         await changes.aclose()
         return seen

@@ -24,10 +24,10 @@ def test_stand_alone_reset_refuses_while_the_publishing_process_lives(tmp_path, 
     monkeypatch.setenv("STACKFLEET_STANDALONE_DIR", str(tmp_path / "cluster"))
     shared = prepared(tmp_path)
     link = FileClusterLink(tmp_path / "cluster")
-    asyncio.run(link.publish_controller("127.0.0.9", {}))  # this test's own, live, pid
+    asyncio.run(link.publish_controller("127.0.0.9", {}, "ctl-7"))  # this test's own, live, pid
     assert commands.main(["data", "reset", "--yes", "--shared-dir", str(shared.root)]) == 1
     err = capsys.readouterr().err
-    assert "a controller role runs on this data on the controller at 127.0.0.9" in err
+    assert "a controller role runs on this data on machine ctl-7 (127.0.0.9)" in err
     assert "Nothing was deleted" in err and shared.marker.exists()
     record = (tmp_path / "cluster" / "controller.json")
     record.write_text(record.read_text().replace(f'"pid": {os.getpid()}', '"pid": 999999999'))
@@ -63,7 +63,7 @@ def test_cluster_reset_refuses_while_the_controller_lease_lives_and_names_the_ma
                 MachineRecord(id="m1", name="ctl-7", public_ip="10.9.0.5"),
                 await machine_lease.grant())
             link = EtcdClusterLink(registry, key_file(shared.root), ttl=2)
-            await link.publish_controller("10.9.0.5", {})
+            await link.publish_controller("10.9.0.5", {}, "ctl-7")
             refused = await reset()
             await link._keeper.revoke()  # what the role's death does, within its TTL
             link._keeping.cancel()

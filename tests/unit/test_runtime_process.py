@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fakeip import fake_ip
 from stackfleet.runtime import Fence, ProcessRuntime, ServiceSpec, UnitStatus, write_fence
 from stackfleet.runtime.cgroup import Hierarchies, detect
 from stackfleet.runtime.fence import now as clock  # the fence file's clock
@@ -531,6 +532,43 @@ def test_expired_fence_kills_the_group_by_kill_at(runtime: ProcessRuntime, tmp_p
     assert final.fenced
     assert (final.active, final.sub, final.result) == ("failed", "failed", "fenced")
     assert "Fence expired" in journal(runtime)
+
+
+def test_expired_fence_releases_the_units_addresses_by_kill_at(
+        runtime: ProcessRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel keeps an address after its unit died: the shim deletes what the unit listed.
+    log = fake_ip(tmp_path, monkeypatch)
+    fence = tmp_path / "fence.json"
+    now = clock()
+    write_fence(fence, Fence(stop_at=now + 60, kill_at=now + 61))
+    runtime.start(service(script(tmp_path / "claims.sh",
+                                 'echo "192.168.10.10/24 eth3" > "$STACKFLEET_ADDRESSES"\nexec sleep 1000\n')),
+                  fence_file=fence)
+    wait_status(runtime, is_running)
+    claims = tmp_path / "rt" / "units" / NAME / "addresses"
+    wait_for(claims.exists)
+    now = clock()
+    kill_at = now + 0.9
+    write_fence(fence, Fence(stop_at=now + 0.3, kill_at=kill_at))
+    wait_for(lambda: not claims.exists(), timeout=3.0)
+    released_at, args = log.read_text().split(" ", 1)
+    assert args == "address del 192.168.10.10/24 dev eth3\n"
+    assert float(released_at) <= kill_at + 0.01  # /proc/uptime: CLOCK_BOOTTIME in 10 ms steps
+    assert wait_shim_gone(runtime).fenced
+    assert "Released address 192.168.10.10/24 from eth3" in journal(runtime)
+
+
+def test_killing_a_unit_whose_shim_died_releases_its_addresses(
+        runtime: ProcessRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = fake_ip(tmp_path, monkeypatch)
+    runtime.start(service(script(tmp_path / "claims.sh",
+                                 'echo "10.0.0.5/32 lo" > "$STACKFLEET_ADDRESSES"\nexec sleep 1000\n')))
+    status = wait_status(runtime, is_running)
+    wait_for((tmp_path / "rt" / "units" / NAME / "addresses").exists)
+    os.kill(status.shim_pid, signal.SIGKILL)  # type: ignore[arg-type]
+    wait_status(runtime, lambda s: not s.shim_alive)
+    runtime.kill(NAME)
+    assert log.read_text().split(" ", 1)[1] == "address del 10.0.0.5/32 dev lo\n"
 
 
 def test_renewed_fence_keeps_running_and_stop_is_graceful(

@@ -147,6 +147,10 @@ class Agent:
                 unit.exclusive = unit.holds_lock = "exclusive" in flags
                 unit.fence_on_lease_loss = "fence" in flags
             log.info("adopting %s left by an earlier agent", name)
+            if not self.runtime.status(name).shim_alive:
+                # Its addresses would still answer on this machine, for a unit that another
+                # machine may run by now.
+                self.runtime.release_addresses(name)
 
     async def _join(self) -> None:
         previous = _read_int(self.config.lease_file)

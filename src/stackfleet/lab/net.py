@@ -82,6 +82,21 @@ def set_links(machine: MachinePlan, up: bool) -> None:
         ip("-n", machine.netns, "link", "set", link.machine_end, state)
 
 
+def forget_runtime_addresses(machine: MachinePlan) -> list[str]:
+    """What a power cut does to the addresses that the machine's software added to its NICs (a
+    VIP): they are gone when it boots again. The planned ones stay. Returns those deleted."""
+    deleted = []
+    for link in machine.links:
+        out = ip("-j", "-n", machine.netns, "-4", "address", "show", "dev", link.machine_end).stdout
+        for entry in json.loads(out or "[]"):
+            for info in entry.get("addr_info", []):
+                cidr = f"{info['local']}/{info['prefixlen']}"
+                if cidr != link.cidr:
+                    ip("-n", machine.netns, "address", "del", cidr, "dev", link.machine_end)
+                    deleted.append(cidr)
+    return deleted
+
+
 def links_up(machine: MachinePlan) -> bool:
     """True when every machine-side link is administratively up."""
     out = ip("-j", "-n", machine.netns, "link", "show").stdout

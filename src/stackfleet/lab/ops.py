@@ -367,7 +367,8 @@ def up_machine(root: Path, name: str, say: Say = quiet) -> None:
 
 def halt(root: Path, name: str, say: Say = quiet) -> list[int]:
     """Pulls the power: SIGKILL every process of the machine (its cgroup, where the host has
-    cgroup v2, and everything in its namespace), then cables out. Returns the PIDs killed."""
+    cgroup v2, and everything in its namespace), then cables out; the addresses that its
+    software added are lost as in a power cut. Returns the PIDs killed."""
     require_root_user()
     lab = require_lab(root)
     info, plan = require_machine(lab, name)
@@ -377,6 +378,7 @@ def halt(root: Path, name: str, say: Say = quiet) -> list[int]:
         ns = nsprocs.netns_id(info.netns)
         killed = sorted(kill_machine(cgroup.detect(), name, ns)) if ns else []
     net.set_links(plan, up=False)
+    net.forget_runtime_addresses(plan)
     say(f"{name} halted ({len(killed)} processes killed)")
     return killed
 

@@ -23,20 +23,22 @@ async def controller_record(link: ClusterLink) -> dict[str, object]:
     return await link.controller()
 
 
-async def wait_controller_ready(link: ClusterLink, timeout: float, not_at: str | None = None,
+async def wait_controller_ready(link: ClusterLink, timeout: float, not_on: str | None = None,
                                 progress: Callable[[str], None] | None = None) -> str:
-    """The controller's address once it reports every service ready (elsewhere than not_at)."""
+    """The controller's address once it reports every service ready (on another machine than
+    not_on)."""
     deadline = time.monotonic() + timeout
     said = ""
     while time.monotonic() < deadline:
         record: dict[str, object] = await patiently(lambda: controller_record(link), {})
         address = str(record.get("address", ""))
+        machine = str(record.get("machine", ""))
         ready = record.get("ready") or {}
         assert isinstance(ready, dict)
-        if address and address != not_at and ready and all(ready.values()):
+        if address and machine != not_on and ready and all(ready.values()):
             return address
         states = ", ".join(f"{k} {'up' if v else 'starting'}" for k, v in sorted(ready.items()))
-        news = f"{address or 'no controller yet'}: " + (states or "starting")
+        news = f"{address or 'no controller yet'}{f' on {machine}' if machine else ''}: " + (states or "starting")
         if progress and news != said:
             progress(news)
             said = news

@@ -8,6 +8,8 @@ Phases, in the order the controller runs them:
   syncs      glance, placement, nova (api db, cell0, cell1 once, db) and neutron schema syncs
   cells      cell mappings hold URL templates, not the controller's address (survives a move)
   heartbeats every nova-compute counts as down until it reports to this controller (see below)
+  ghosts     the controller services of each machine that once ran the role, from before the
+             services took one host name (configs.CONTROLLER_HOST), deleted
   catalog    service project, users, role grants, services and endpoints: each checked before it is
              created, endpoints re-pointed when the controller's address moved
   flavors    a tiny flavor, once
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from stackfleet.openstack import services
-from stackfleet.openstack.configs import Site, site_from_dict, url
+from stackfleet.openstack.configs import CONTROLLER_HOST, Site, site_from_dict, url
 from stackfleet.runtime.files import write_json_atomic
 
 T = TypeVar("T")
@@ -208,6 +210,24 @@ def heartbeats(site: Site) -> None:
         say(f"{count} nova-compute service(s) down until they report to this controller")
 
 
+CONTROLLER_BINARIES = ("nova-scheduler", "nova-conductor")
+
+
+def ghosts(site: Site) -> None:
+    """Soft-deletes, as `openstack compute service delete` does, the scheduler and conductor
+    records of machines: earlier versions registered them under each machine's own name, and
+    every machine that the controller left showed them `down` for ever."""
+    db = _mysql_root(site, "nova")
+    with db.cursor() as c:
+        count = c.execute(
+            "UPDATE services SET deleted = id, deleted_at = UTC_TIMESTAMP() WHERE deleted = 0 "
+            "AND `binary` IN %s AND host <> %s", (CONTROLLER_BINARIES, CONTROLLER_HOST))
+    db.commit()
+    db.close()
+    if count:
+        say(f"deleted {count} controller service record(s) of machines the controller left")
+
+
 def admin_connection(site: Site) -> Any:
     import openstack
 
@@ -356,7 +376,8 @@ def images(site: Site) -> None:
 
 
 PHASES = {"databases": databases, "keystone": keystone, "syncs": syncs, "cells": cells,
-          "heartbeats": heartbeats, "catalog": catalog, "flavors": flavors, "images": images}
+          "heartbeats": heartbeats, "ghosts": ghosts, "catalog": catalog, "flavors": flavors,
+          "images": images}
 
 
 def main(argv: list[str]) -> int:

@@ -105,16 +105,12 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 async def running_controller(link: ClusterLink) -> str | None:
-    """Where a controller role runs, by machine name where the cluster knows it, or None."""
-    address = (await link.controller()).get("address")
+    """Where a controller role runs, by machine name, or None."""
+    record = await link.controller()
+    address, machine = record.get("address"), record.get("machine")
     if not address:
         return None
-    registry = getattr(link, "registry", None)  # the cluster's link; stand-alone has none
-    if registry is not None:
-        for machine in (await registry.machines()).values():
-            if machine.public_ip == address:
-                return f"machine {machine.name} ({address})"
-    return f"the controller at {address}"
+    return f"machine {machine} ({address})" if machine else f"the controller at {address}"
 
 
 def cmd_data_reset(args: argparse.Namespace) -> int:

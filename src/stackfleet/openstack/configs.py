@@ -18,6 +18,9 @@ from stackfleet.openstack.settings import Settings, parse
 from stackfleet.openstack.shared_data import SharedLayout
 
 RABBIT_USER = "openstack"
+# The host name of the controller's Nova and Neutron services, whichever machine runs the role:
+# one service record each, taken over by the next machine, instead of a `down` one per machine.
+CONTROLLER_HOST = "controller"
 VIRT_DRIVERS = {
     # The fake driver boots "servers" without a hypervisor; its WithoutFakeNodes flavour keeps a
     # stable node identity in state_path, so it survives restarts (plain FakeDriver does not).
@@ -34,9 +37,9 @@ Sections = Mapping[str, Mapping[str, object]]
 class Site:
     """What one machine's configs depend on."""
     settings: Settings
-    controller: str        # the controller's management address (this machine's, on the controller)
-    address: str           # this machine's management address
-    host: str              # this machine's name for Nova and Neutron
+    controller: str        # the controller's address: the VIP, or its machine's own address
+    address: str           # where this machine's services bind (the VIP, on the controller)
+    host: str              # this machine's name for Nova and Neutron (CONTROLLER_HOST on it)
     shared: SharedLayout
     state: Path            # this machine's local state dir for the role
     venv: Path             # the OpenStack venv (paste files live in VENV/etc)
@@ -427,7 +430,7 @@ def site_to_dict(site: Site) -> dict[str, object]:
     raw = {"region": s.region, "ha_mode": s.ha_mode, "release": s.release,
            "admin_project": s.admin_project, "admin_user": s.admin_user,
            "virt_type": s.virt_type, "tunnel_interface": s.tunnel_interface,
-           "external_interface": s.external_interface, **s.passwords}
+           "external_interface": s.external_interface, "vip": s.vip, **s.passwords}
     return {"settings": raw, "controller": site.controller, "address": site.address,
             "host": site.host, "shared": str(site.shared.root), "state": str(site.state),
             "venv": str(site.venv), "tunnel_ip": site.tunnel_ip}

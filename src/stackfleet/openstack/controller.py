@@ -14,19 +14,20 @@ The OpenStack services and their processes come from services.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from stackfleet.openstack import configs, services, shared_data
+from stackfleet.openstack import configs, services, shared_data, vip
 from stackfleet.openstack.configs import Site
 from stackfleet.openstack.probes import http_ready, tcp_open, wait_until
 from stackfleet.openstack.role_context import RoleRun
 from stackfleet.openstack.role_supervisor import ServiceSpec
 from stackfleet.openstack.services import Command, Process, Service, Uwsgi, port
-from stackfleet.openstack.settings import Settings
+from stackfleet.openstack.settings import NO_VIP, Settings
 
 BOOT_TIMEOUT = 300.0
 CARETAKER = "caretaker"  # maps new compute hosts into cell1: see cell_hosts.py
@@ -158,16 +159,30 @@ async def readiness(run: RoleRun, site: Site) -> dict[str, bool]:
 
 
 def controller_site(run: RoleRun, settings: Settings) -> Site:
-    """This machine as the controller: its own address and host name."""
-    return run.site(settings, controller=run.ctx.address)
+    """This machine as the controller: at the VIP where one is set (else at its own address),
+    and under the one host name by which Nova and Neutron know the controller, whichever
+    machine runs it, so that a move leaves no services of the old machine behind."""
+    address = run.ctx.address if settings.vip == NO_VIP else settings.vip
+    return dataclasses.replace(run.site(settings, controller=address), address=address,
+                               host=configs.CONTROLLER_HOST)
 
 
 async def serve(run: RoleRun) -> None:
-    say = run.ctx.say
-    # Present before the data is touched, so that `data reset` refuses from now on.
-    await run.ctx.link.publish_controller(run.ctx.address, {})
     settings = await run.settings()
     site = controller_site(run, settings)
+    if settings.vip == NO_VIP:
+        await serve_at(run, site)
+        return
+    claims = vip.claims_file(run.ctx.state_dir / "addresses")
+    async with vip.claimed(settings.vip, run.ctx.address, claims, run.ctx.say):
+        await serve_at(run, site)
+
+
+async def serve_at(run: RoleRun, site: Site) -> None:
+    say = run.ctx.say
+    settings = site.settings
+    # Present before the data is touched, so that `data reset` refuses from now on.
+    await run.ctx.link.publish_controller(site.address, {}, run.ctx.host)
     shared_data.prepare(site.shared, shared_data.Marker(settings.ha_mode, settings.release))
     run.write_configs(render(site))
     site_json = str(run.write_site(site))
@@ -188,7 +203,8 @@ async def serve(run: RoleRun) -> None:
     for svc, proc in apis:
         if proc.name == "keystone":
             run.sup.start(uwsgi_spec(run, site, svc, proc))
-    await run.helper("bootstrap", site_json, "syncs", "cells", "heartbeats", log="bootstrap")
+    await run.helper("bootstrap", site_json, "syncs", "cells", "heartbeats", "ghosts",
+                     log="bootstrap")
     # The APIs only need their schemas to start; they load while Keystone and RabbitMQ come up.
     for svc, proc in apis:
         if proc.name != "keystone":
@@ -215,7 +231,7 @@ async def serve(run: RoleRun) -> None:
         while True:
             ready = await readiness(run, site)
             if ready != published:
-                await run.ctx.link.publish_controller(site.address, ready)
+                await run.ctx.link.publish_controller(site.address, ready, run.ctx.host)
                 down = [name for name, ok in ready.items() if not ok]
                 say("controller ready: every service answers" if not down
                     else f"controller degraded: {', '.join(down)} not ready")
@@ -224,4 +240,5 @@ async def serve(run: RoleRun) -> None:
     finally:
         if published is not None:
             # Stopping: nobody should take this controller for a healthy one any more.
-            await run.ctx.link.publish_controller(site.address, dict.fromkeys(published, False))
+            await run.ctx.link.publish_controller(site.address, dict.fromkeys(published, False),
+                                                  run.ctx.host)

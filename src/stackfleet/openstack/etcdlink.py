@@ -115,12 +115,13 @@ class EtcdClusterLink:
         copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_json_atomic(copy, await self.registry.settings(), mode=0o600, indent=1)
 
-    async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
+    async def publish_controller(self, address: str, ready: Mapping[str, bool], machine: str) -> None:
         if self._keeper is None:
             self._keeper = self.registry.lease_keeper(self.ttl)
             await self._keeper.grant()
             self._keeping = asyncio.create_task(self._keeper.run())
-        record = json.dumps({"address": address, "ready": dict(ready)}, sort_keys=True)
+        record = json.dumps({"address": address, "ready": dict(ready), "machine": machine},
+                            sort_keys=True)
         await self.registry.publish(CONTROLLER, record, self._keeper.lease_id)
 
     async def controller(self) -> dict[str, object]:

@@ -30,8 +30,9 @@ class ClusterLink(Protocol):
         once agree on one), and returns all settings afterwards."""
         ...
 
-    async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
-        """Announces the controller's address and its per-service readiness."""
+    async def publish_controller(self, address: str, ready: Mapping[str, bool], machine: str) -> None:
+        """Announces the controller's address (the VIP, where one is set), its per-service
+        readiness and the machine that runs it."""
         ...
 
     async def controller(self) -> dict[str, object]:
@@ -88,10 +89,10 @@ class FileClusterLink:
             _write_private(self.root / "settings.json", merged)
         return merged
 
-    async def publish_controller(self, address: str, ready: Mapping[str, bool]) -> None:
+    async def publish_controller(self, address: str, ready: Mapping[str, bool], machine: str) -> None:
         me = read_stat(os.getpid())
         _write_private(self.root / "controller.json", {
-            "address": address, "ready": dict(ready), "pid": os.getpid(),
+            "address": address, "ready": dict(ready), "machine": machine, "pid": os.getpid(),
             "started": me.start_time if me else None})
 
     async def controller(self) -> dict[str, object]:

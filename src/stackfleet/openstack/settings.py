@@ -5,6 +5,7 @@ copies. Passwords have no defaults; each is generated once, at first use.
 """
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ DEFAULTS: dict[str, str] = {
     # cloud on one host): VXLAN from the management address, br-ex with no NIC.
     "tunnel_interface": "eth2",
     "external_interface": "eth1",
+    # The controller's virtual IP (vip.py), on the management network: the one address of the
+    # cloud, whichever machine runs the controller. The lab's management network is the
+    # original's 192.168.10.0/24. "none": the controller's own address (a cloud on one host).
+    "vip": "192.168.10.10",
 }
 
 # The services' own (databases, service users) come from the service table.
@@ -50,6 +55,7 @@ FORBIDDEN = {"rabbit_password": ("/", "oslo.messaging's RabbitMQ driver cannot c
 
 
 NO_INTERFACE = "none"
+NO_VIP = "none"
 
 
 class SettingsError(ValueError):
@@ -67,6 +73,7 @@ class Settings:
     virt_type: str = "qemu"
     tunnel_interface: str = "eth2"
     external_interface: str = "eth1"
+    vip: str = NO_VIP
 
     def password(self, key: str) -> str:
         return self.passwords[key]
@@ -101,6 +108,8 @@ def validate(key: str, value: str) -> tuple[str, str]:
         if value.lower() not in SWITCH_VALUES:
             raise SettingsError(f"INSTANCE_HA={value!r} is not allowed; allowed values: on or off")
         return name, SWITCH_VALUES[value.lower()]
+    if name == "vip":
+        return name, _vip(value)
     if name == "virt_type":
         return name, _one_of("virt_type", value, value.lower(), VIRT_TYPES)
     if name == "release":
@@ -119,6 +128,20 @@ def validate(key: str, value: str) -> tuple[str, str]:
     if not value or any(c.isspace() for c in value):
         raise SettingsError(f"{name} must be a non-empty word without spaces, got {value!r}")
     return name, value
+
+
+def _vip(value: str) -> str:
+    if value.lower() == NO_VIP:
+        return NO_VIP
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise SettingsError(f"vip={value!r} is not an IPv4 address; give the controller's virtual "
+                            "IP on the management network, or none") from None
+    if address.is_loopback or address.is_multicast or address.is_unspecified:
+        raise SettingsError(f"vip={value!r} cannot be a virtual IP; give an unused unicast address "
+                            "on the management network, or none")
+    return str(address)
 
 
 def missing_defaults(current: Mapping[str, str],
@@ -141,7 +164,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
         admin_project=values["admin_project"], admin_user=values["admin_user"],
         passwords={k: values[k] for k in PASSWORD_KEYS}, virt_type=values["virt_type"],
         tunnel_interface=values["tunnel_interface"],
-        external_interface=values["external_interface"])
+        external_interface=values["external_interface"], vip=values["vip"])
 
 
 def switched_on(raw: Mapping[str, str], key: str) -> bool:

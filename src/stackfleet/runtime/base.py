@@ -89,6 +89,12 @@ class Runtime(ABC):
     def journal_path(self, name: str) -> Path:
         """The file holding the unit's output lines."""
 
+    def release_addresses(self, name: str) -> list[str]:
+        """Delete the addresses the unit added to this machine's interfaces (addresses.py), for
+        a unit that ended without its supervisor; those deleted. None where the runtime keeps
+        none."""
+        return []
+
     def usage(self, name: str) -> Usage | None:
         """The unit's memory in use and CPU time used, from its cgroup (processes that left
         the unit's session included); None where the runtime cannot tell."""

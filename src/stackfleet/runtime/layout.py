@@ -31,6 +31,11 @@ class UnitPaths:
         return self.dir / "lock"
 
     @property
+    def addresses(self) -> Path:
+        """The addresses the unit claimed (runtime/addresses.py), released when it ends."""
+        return self.dir / "addresses"
+
+    @property
     def shim_log(self) -> Path:
         """The shim's own stderr: tracebacks if it ever crashes."""
         return self.dir / "shim.log"

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import stackfleet
-from stackfleet.runtime import cgroup, procfs
+from stackfleet.runtime import addresses, cgroup, procfs
 from stackfleet.runtime.base import Runtime, UnitStatus
 from stackfleet.runtime.cgroup import Group, Hierarchies, Usage
 from stackfleet.runtime.files import read_json, write_json_atomic
@@ -131,6 +131,13 @@ class ProcessRuntime(Runtime):
         if group is not None and not group.populated():
             with contextlib.suppress(OSError):
                 group.remove()
+        self.release_addresses(name)
+
+    def release_addresses(self, name: str) -> list[str]:
+        released = addresses.release(self._paths(name).addresses)
+        for claim in released:
+            log.warning("%s: released address %s from %s", name, claim.interface, claim.device)
+        return [claim.interface for claim in released]
 
     def _kill_members(self, shim_pid: int, owned: bool) -> None:
         frozen: set[int] = set()

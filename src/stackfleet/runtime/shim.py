@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from stackfleet.runtime import procfs
+from stackfleet.runtime import addresses, procfs
 from stackfleet.runtime.base import DERIVED_FIELDS, UnitStatus
 from stackfleet.runtime.fence import FenceWatch, now, read_fence
 from stackfleet.runtime.files import read_json, write_json_atomic
@@ -73,6 +73,8 @@ class Shim:
         self.paths = paths
         self.spec = config.service
         self.config = config
+        # Every command learns where to list the addresses it adds (addresses.py).
+        config.base_environment[addresses.ENV] = str(paths.addresses)
         self.fence_path = Path(config.fence_file) if config.fence_file else None
         self.fence = FenceWatch()
         # The fence file is local (the agent's state dir): watching it cannot hang.
@@ -237,6 +239,7 @@ class Shim:
                     result = stopped
         if not self._terminate(None, "stop-sigterm") and result == "success":
             result = "timeout"
+        self._release_addresses()
         self._reap()
         self._collect_main()
         self.main = None
@@ -488,6 +491,13 @@ class Shim:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.main, signal.SIGKILL)
             self._kill(None)
+            # Now, not once the processes are gone: the deadline is the lease's, and the
+            # machine that takes the unit over will claim the same address.
+            self._release_addresses()
+
+    def _release_addresses(self) -> None:
+        for claim in addresses.release(self.paths.addresses):
+            self.log(f"{self.spec.name}: Released address {claim.interface} from {claim.device}.")
 
     def _reap(self) -> None:
         for pid, status in procfs.exited_children():
