@@ -45,7 +45,7 @@ from pathlib import Path
 
 from stackfleet.failover import patiently
 from stackfleet.lab import chaos, client, nsprocs, ops
-from stackfleet.lab.plan import Counts
+from stackfleet.lab.plan import DEFAULT_TTL, Counts
 from stackfleet.lab.state import ROOT_ENV, LabInfo, default_root, load_lab
 from stackfleet.registry.records import MachineRecord, UnitState
 from stackfleet.registry.store import Registry
@@ -324,7 +324,7 @@ def main() -> int:
     parser.add_argument("--faults", type=int, default=50, metavar="N")
     parser.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
     parser.add_argument("--ttl", type=int, metavar="S",
-                        help=f"lease TTL of a lab this brings up (default {ops.DEFAULT_TTL}); "
+                        help=f"lease TTL of a lab this brings up (default {DEFAULT_TTL}); "
                              "a running lab must have it")
     parser.add_argument("--units", type=int, default=3, metavar="N", help="probe units (default 3)")
     parser.add_argument("--budget", type=float, metavar="S", help="recovery budget (default TTL + 5 s)")

@@ -39,7 +39,7 @@ def resolve_endpoints(flag: str | None = None) -> list[str]:
     source = "--endpoint" if flag is not None else ENDPOINT_ENV
     raw = flag if flag is not None else os.environ.get(ENDPOINT_ENV) or os.environ.get("STACKFLEET_ENDPOINTS")
     if raw is None or (flag is None and not raw.strip()):
-        from stackfleet.lab.state import default_endpoints  # the lab's state pulls in the runtime: only when asked
+        from stackfleet.lab.state import default_endpoints  # reads the lab's file: only when no endpoint is given
 
         return default_endpoints() or [FALLBACK_ENDPOINT]
     endpoints = [e.strip() for e in raw.split(",") if e.strip()]

@@ -1,6 +1,7 @@
 """The CLI imports only what a command needs: offline commands never load the etcd client."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "units" / "examples" / "beacon.s
 HEAVY = ("grpc", "aetcd", "stackfleet.registry.store")
 
 
-def loaded_after(*argv: str) -> set[str]:
-    """Which of HEAVY a fresh interpreter holds after running `stackfleet argv`."""
+def loaded_after(*argv: str, among: tuple[str, ...] = HEAVY) -> set[str]:
+    """Which of `among` a fresh interpreter holds after running `stackfleet argv`."""
     probe = (
         "import sys, contextlib, io\n"
         "from stackfleet.cli.main import main\n"
@@ -23,15 +24,30 @@ def loaded_after(*argv: str) -> set[str]:
         f"        main({list(argv)!r})\n"
         "    except SystemExit:\n"
         "        pass\n"
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        f"print(','.join(m for m in {among!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     return {m for m in out.stdout.strip().split(",") if m}
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["verify", str(EXAMPLE)], ["list-units", "--help"], ["lab", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["verify", str(EXAMPLE)], ["verify", "--help"], ["list-units", "--help"],
+                                  ["status", "--help"], ["lab", "--help"]])
 def test_offline_commands_do_not_load_the_etcd_client(argv: list[str]) -> None:
     assert loaded_after(*argv) == set()
+
+
+def test_help_lists_the_lab_without_loading_it() -> None:
+    assert loaded_after("--help", among=("stackfleet.lab.ops", "stackfleet.lab.client")) == set()
+
+
+def test_finding_the_cluster_by_itself_reads_the_lab_file_without_the_runtime(tmp_path: Path) -> None:
+    # What every command given no endpoint does first: it looks for a running lab.
+    probe = ("import sys\nfrom stackfleet.discovery import resolve_endpoints\n"
+             "print(resolve_endpoints(), 'stackfleet.runtime' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("STACKFLEET_ENDPOINT", "STACKFLEET_ENDPOINTS")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
+                         env={**env, "STACKFLEET_LAB_ROOT": str(tmp_path)})
+    assert out.stdout.split() == ["['http://127.0.0.1:2379']", "False"], out.stderr
 
 
 def test_the_command_word_skips_options_and_the_endpoint_value() -> None:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 from stackfleet.cli.arguments import count, lease_ttl
 from stackfleet.confirm import deletion_confirmed
-from stackfleet.lab import client, ops
 from stackfleet.lab.net import IpError
-from stackfleet.lab.plan import Counts, PlanError
+from stackfleet.lab.plan import DEFAULT_TTL, Counts, PlanError
 from stackfleet.lab.report import format_status, format_units
 from stackfleet.lab.state import ROOT_ENV, default_root
+
+# ops and client (the whole lab, the runtime, the certificates) are imported by the commands
+# that run: `stackfleet --help` builds this parser too, and needs neither.
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -26,6 +28,8 @@ def guarded(body: Handler) -> Handler:
     """Turns the lab's expected failures into one line on stderr and exit code 1."""
 
     def handler(args: argparse.Namespace) -> int:
+        from stackfleet.lab import client, ops
+
         try:
             return body(args)
         except (ops.LabError, PlanError, IpError, client.SupervisorError,
@@ -43,6 +47,8 @@ def root_of(args: argparse.Namespace) -> Path:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from stackfleet.lab import ops
+
     shape_given = [args.controllers, args.network, args.compute, args.nova_docker]
     if args.machine:
         if any(v is not None for v in shape_given) or args.ttl or args.only:
@@ -64,6 +70,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from stackfleet.lab import ops
+
     print(format_status(ops.status(root_of(args))))
     units = ops.unit_usage(root_of(args))
     if units:
@@ -73,21 +81,29 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
+    from stackfleet.lab import ops
+
     ops.halt(root_of(args), args.machine, say)
     return 0
 
 
 def cmd_partition(args: argparse.Namespace) -> int:
+    from stackfleet.lab import ops
+
     ops.partition(root_of(args), args.machine, say)
     return 0
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
+    from stackfleet.lab import ops
+
     ops.heal(root_of(args), args.machine, say)
     return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    from stackfleet.lab import ops
+
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     return ops.exec_in(root_of(args), args.machine, command)
 
@@ -100,6 +116,8 @@ def purge_confirmed(shared: Path) -> bool:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
+    from stackfleet.lab import ops
+
     ops.require_root_user()  # before asking: a refusal after the answer would waste it
     root = root_of(args)
     shared = ops.shared_dir_of(root)
@@ -128,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--compute", type=count, metavar="N", help="default 2")
     up.add_argument("--nova-docker", type=count, metavar="N", help="default 2")
     up.add_argument("--ttl", type=lease_ttl, metavar="S",
-                    help=f"machine lease TTL (default {ops.DEFAULT_TTL}, at least 2)")
+                    help=f"machine lease TTL (default {DEFAULT_TTL}, at least 2)")
     # Internal: run only some process kinds (e.g. etcd alone for testing the lab itself).
     up.add_argument("--only", help=argparse.SUPPRESS)
     up.set_defaults(func=guarded(cmd_up))

@@ -21,6 +21,7 @@ from stackfleet.clusterpki import ClusterPKI, Roster
 from stackfleet.lab import client, net, nsprocs
 from stackfleet.lab.plan import (
     BRIDGES,
+    DEFAULT_TTL,
     MACHINE_NAME,
     MAX_PER_ROLE,
     OUTSIDE,
@@ -56,7 +57,6 @@ from stackfleet.registry.tlsfiles import TLSFiles
 from stackfleet.runtime import ProcessRuntime, cgroup
 
 Say = Callable[[str], None]
-DEFAULT_TTL = 5
 ETCD_READY_TIMEOUT = 30.0
 AGENTS_JOIN_TIMEOUT = 30.0
 # Everything `up` puts in a root; destroy removes exactly these, so a mistaken --root

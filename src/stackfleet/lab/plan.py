@@ -86,6 +86,9 @@ class MachinePlan:
         return self.ip("mgmt")
 
 
+DEFAULT_TTL = 5  # the machine lease TTL of a new lab, in seconds
+
+
 @dataclass(frozen=True)
 class Counts:
     controllers: int = 3

@@ -8,8 +8,6 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stackfleet.runtime.files import write_json_atomic
-
 DEFAULT_ROOT = Path("/var/lib/stackfleet-lab")
 ROOT_ENV = "STACKFLEET_LAB_ROOT"
 LAB_FILE = "lab.json"
@@ -83,6 +81,10 @@ def machine_id_for(state_dir: Path) -> str:
 
 
 def save_lab(lab: LabInfo) -> None:
+    # Imported here: the runtime package loads the whole runtime and the unit parser, and every
+    # CLI command that finds the cluster by itself reads this module (default_endpoints).
+    from stackfleet.runtime.files import write_json_atomic
+
     write_json_atomic(lab_file(Path(lab.root)), asdict(lab))  # readers never see half a file
 
 
