@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from stackfleet.lab import ops
+from stackfleet.openstack import network_failover, reach
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
 
 from . import test_openstack_lab as l3ha
@@ -66,10 +68,6 @@ test_the_guest_reaches_the_router_gateway_and_outside = \
     l3ha.test_the_guest_reaches_the_router_gateway_and_outside
 test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network = \
     l3ha.test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network
-# HA SNAT: the router's SNAT is a keepalived pair on the network machines, as in L3_HA.
-test_l3_ha_exactly_one_network_machine_holds_the_router = l3ha.test_l3_ha_exactly_one_network_machine_holds_the_router
-test_a_network_machine_halt_moves_the_router_and_the_floating_ip_answers_again = \
-    l3ha.test_a_network_machine_halt_moves_the_router_and_the_floating_ip_answers_again
 
 
 @pytest.mark.timeout(60)
@@ -77,8 +75,30 @@ def test_the_floating_ip_leaves_from_the_servers_compute_machine(cloud: dict[str
     seeded = _seeded(cloud)
     lab = cloud["lab"]
     assert seeded["router_mode"] == "distributed"
-    runner = next(pid for pid in machine_processes(lab, seeded["server_host"], "role run compute"))
-    namespaces = subprocess.run(["nsenter", "-m", "-t", str(runner), "ip", "netns", "list"],
-                                capture_output=True, text=True, check=True).stdout
+    namespaces = _namespaces(lab, seeded["server_host"], "compute")
     # DVR: the compute machine's own fip- namespace answers for the floating IP.
     assert f"fip-{seeded['public_network_id']}" in namespaces, namespaces
+
+
+def _namespaces(lab, machine: str, role: str) -> str:  # type: ignore[no-untyped-def]
+    """`ip netns list` of the role's own /run/netns on the machine (mountns.py)."""
+    runner = next(pid for pid in machine_processes(lab, machine, f"role run {role}"))
+    return subprocess.run(["nsenter", "-m", "-t", str(runner), "ip", "netns", "list"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.timeout(420)
+def test_a_halt_of_the_snat_network_machine_leaves_the_floating_ip_answering(
+        cloud: dict[str, object]) -> None:
+    seeded = _seeded(cloud)
+    lab = cloud["lab"]
+    snat = [m.name for m in lab.machines  # type: ignore[attr-defined]
+            if m.role == "network" and f"snat-{seeded['router_id']}" in _namespaces(lab, m.name, "network")]
+    assert len(snat) == 1, snat
+    seen = network_failover.ping_through(seeded["floating_ip"], lambda: ops.halt(Path(lab.root), snat[0]))
+    print(f"halted {snat[0]} (the router's SNAT): {seen.lost} of {seen.sent} pings to the floating IP "
+          f"lost ({seen.outage:.1f} s)")
+    # DVR: the floating IP lives on the server's compute machine, not on a network machine.
+    assert seen.answering and seen.outage < 1.0, seen
+    reach.wait_for_ssh(Path(seeded["key_file"]), seeded["floating_ip"], 60)
+    cloud["session"].ensure_up()  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 import pytest
 
-from stackfleet.openstack.network_failover import NetworkFailover, answering_at_end, last_loss
+from stackfleet.openstack.network_failover import NetworkFailover, Pings, answering_at_end, last_loss, pings
 
 # What `ping -n -D -O` prints (iputils, Debian 12), across an outage.
 OUTAGE = """PING 10.0.5.20 (10.0.5.20) 56(84) bytes of data.
@@ -34,6 +34,13 @@ def test_answering_at_end_needs_the_last_pings_answered() -> None:
 
 def test_the_outage_counts_lost_pings_at_the_interval() -> None:
     moved = NetworkFailover(victim="network-01", new_primary="network-02", took_over=3.2,
-                            sent=100, received=70, answering=True, last_loss=3.0)
-    assert moved.lost == 30
+                            pings=Pings(sent=100, received=70, answering=True, last_loss=3.0))
+    assert moved.pings.lost == 30
     assert dict(moved.rows())["outage (lost x interval)"] == pytest.approx(3.0)
+
+
+def test_pings_are_timed_from_the_fault() -> None:
+    seen = pings(OUTAGE, fault_at=1796219622.0)
+    assert (seen.sent, seen.received) == (6, 3)
+    assert not seen.answering  # only 2 answers at the end, and it takes 10
+    assert seen.last_loss == pytest.approx(0.6)

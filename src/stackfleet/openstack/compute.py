@@ -1,9 +1,11 @@
 """The compute role: a hypervisor, Neutron's agents for its guests, and nova-compute against the
-current controller, following it when it moves.
+controller's address.
 
-What the original's hostsctl.sh did by rewriting /etc/hosts, this does by re-rendering the configs
-with the new controller address and restarting nova-compute and the agents. libvirtd and Open
-vSwitch keep running across a move, and with them the guests.
+That address is the controller's VIP (vip.py), which moves with the role: nothing here restarts on a
+controller failover; nova-compute and the agents reconnect to the new broker by themselves. What the
+original's hostsctl.sh did by rewriting /etc/hosts, this does only when the address itself changes
+(a new `vip` setting, or `vip none` and a moved controller): it re-renders the configs and restarts
+nova-compute and the agents. libvirtd and Open vSwitch keep running, and with them the guests.
 
 The virt driver is libvirt (libvirtd.py, QEMU with the cluster's `virt_type`: qemu in the lab,
 kvm on real hosts). `STACKFLEET_VIRT_DRIVER=fake` selects Nova's fake driver instead, for fast

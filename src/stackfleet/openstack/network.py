@@ -1,5 +1,6 @@
 """The network role: Open vSwitch on its userspace datapath (ovs.py), and Neutron's L2, DHCP, L3
-and metadata agents (neutron_agents.py), following the controller when it moves.
+and metadata agents (neutron_agents.py), against the controller's address (its VIP: a failover
+restarts nothing here; a changed address re-renders and restarts the agents).
 
 The role's router and DHCP namespaces live in a /run/netns of its own (see mountns.py).
 """

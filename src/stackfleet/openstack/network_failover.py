@@ -4,9 +4,9 @@ the router (primary) dies while the lab machine `outside` pings the server's flo
 the lab's end-to-end tests and bench/failover.py --network.
 
 With HA_MODE=L3_HA the floating IP lives in the router's namespace on the primary, so the pings
-lost are the outage. With HA_MODE=DVR (and HA SNAT) the floating IP lives on the server's compute
-machine; the network machines hold only the router's SNAT for servers without one, so a network
-machine's death should cost the floating IP nothing, while the SNAT moves all the same.
+lost are the outage (fail_over_network). With HA_MODE=DVR the floating IP lives on the server's
+compute machine and the network machines hold only the router's SNAT, so the halt of the SNAT's
+machine should cost the floating IP nothing (ping_through).
 """
 from __future__ import annotations
 
@@ -25,22 +25,32 @@ SETTLE = 10.0
 
 
 @dataclass(frozen=True)
-class NetworkFailover:
-    victim: str
-    new_primary: str
-    took_over: float     # s from the fault until another machine's keepalived said primary
+class Pings:
+    """What `ping -D -O` from outside saw across a fault."""
     sent: int
     received: int
-    answering: bool      # the last pings before the end were answered
-    last_loss: float | None  # s from the fault to the last unanswered ping (None: none lost)
+    answering: bool            # the last pings before the end were answered
+    last_loss: float | None    # s from the fault to the last unanswered ping (None: none lost)
 
     @property
     def lost(self) -> int:
         return self.sent - self.received
 
+    @property
+    def outage(self) -> float:
+        return self.lost * PING_INTERVAL
+
+
+@dataclass(frozen=True)
+class NetworkFailover:
+    victim: str
+    new_primary: str
+    took_over: float     # s from the fault until another machine's keepalived said primary
+    pings: Pings
+
     def rows(self) -> list[tuple[str, float]]:
-        return [("other machine primary", self.took_over), ("pings lost", float(self.lost)),
-                ("outage (lost x interval)", self.lost * PING_INTERVAL)]
+        return [("other machine primary", self.took_over), ("pings lost", float(self.pings.lost)),
+                ("outage (lost x interval)", self.pings.outage)]
 
 
 def pinger(address: str) -> subprocess.Popen[str]:
@@ -48,11 +58,6 @@ def pinger(address: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         reach.outside_argv(["ping", "-n", "-D", "-O", "-i", str(PING_INTERVAL), "-W", "1", address]),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-
-def stop_pinger(process: subprocess.Popen[str]) -> str:
-    process.send_signal(2)  # SIGINT: ping prints its summary
-    return process.communicate(timeout=10)[0]
 
 
 def _stamped(output: str) -> list[tuple[float, bool]]:
@@ -74,6 +79,31 @@ def answering_at_end(output: str, tail: int = 10) -> bool:
     return bool(lines) and all(answered for _, answered in lines[-tail:])
 
 
+def pings(output: str, fault_at: float) -> Pings:
+    """What the output of `ping -D -O` says, with times from `fault_at` (time.time()) (pure)."""
+    counted = reach.parse_ping(output)
+    lost_at = last_loss(output)
+    return Pings(sent=counted.sent, received=counted.received, answering=answering_at_end(output),
+                 last_loss=None if lost_at is None else lost_at - fault_at)
+
+
+def ping_through(floating_ip: str, fault: Callable[[], object],
+                 until: Callable[[float], None] = lambda _: None) -> Pings:
+    """Outside pings the floating IP from 2 s before `fault()` until SETTLE seconds after
+    `until(the fault's time.monotonic())` has returned."""
+    process = pinger(floating_ip)
+    try:
+        time.sleep(2)
+        fault_at, fault_wall = time.monotonic(), time.time()
+        fault()
+        until(fault_at)
+        time.sleep(SETTLE)
+    finally:
+        process.send_signal(2)  # SIGINT: ping prints its summary
+        output = process.communicate(timeout=10)[0]
+    return pings(output, fault_wall)
+
+
 def fail_over_network(network: Mapping[str, Path], router_id: str, floating_ip: str,
                       inject: Callable[[str], object]) -> NetworkFailover:
     """Injects the fault (`inject(machine)`, e.g. ops.halt) into the router's primary network
@@ -84,31 +114,20 @@ def fail_over_network(network: Mapping[str, Path], router_id: str, floating_ip: 
     victim = primary[0]
     # The faulted machine's own state file may still say primary: only the others count.
     others = {name: path for name, path in network.items() if name != victim}
-    process = pinger(floating_ip)
-    try:
-        time.sleep(2)
-        fault_at, fault_wall = time.monotonic(), time.time()
-        inject(victim)
-        took_over, taken = None, []
+    taken: list[tuple[str, float]] = []
+
+    def takeover(fault_at: float) -> None:
         while time.monotonic() - fault_at < TAKEOVER_TIMEOUT:
-            taken = router_state.primaries(router_state.keepalived_states(others, router_id))
-            if taken:
-                took_over = time.monotonic() - fault_at
-                break
+            found = router_state.primaries(router_state.keepalived_states(others, router_id))
+            if found:
+                taken.append((found[0], time.monotonic() - fault_at))
+                return
             time.sleep(0.1)
-        if took_over is None:
-            raise AssertionError(f"no other network machine took router {router_id} over in "
-                                 f"{TAKEOVER_TIMEOUT:.0f} s: "
-                                 f"{router_state.keepalived_states(others, router_id)}")
-        time.sleep(SETTLE)
-    finally:
-        output = stop_pinger(process)
-    counted = reach.parse_ping(output)
-    lost_at = last_loss(output)
-    return NetworkFailover(victim=victim, new_primary=taken[0], took_over=took_over,
-                           sent=counted.sent, received=counted.received,
-                           answering=answering_at_end(output),
-                           last_loss=None if lost_at is None else lost_at - fault_wall)
+        raise AssertionError(f"no other network machine took router {router_id} over in "
+                             f"{TAKEOVER_TIMEOUT:.0f} s: {router_state.keepalived_states(others, router_id)}")
+
+    seen = ping_through(floating_ip, lambda: inject(victim), takeover)
+    return NetworkFailover(victim=victim, new_primary=taken[0][0], took_over=taken[0][1], pings=seen)
 
 
 def back_as_backup(network: Mapping[str, Path], router_id: str, name: str,

@@ -1,7 +1,7 @@
 """The original README's sample workflow through the real APIs, and its check after a failover.
 
     seed(cloud) -> SeedRecord     image from a small file, security group rules, external and private
-                                  networks and subnets, a router (HA; distributed too with DVR), a
+                                  networks and subnets, a router (HA or distributed per HA_MODE), a
                                   keypair (its private key beside the record, as the README's
                                   myKey.pem), a demo project and user, a server from stackfleet-guest
                                   and a floating IP on it
@@ -10,6 +10,7 @@
     boot_check(cloud, record) -> seconds  a fresh server goes ACTIVE (readiness as a user sees it)
     network_report(cloud, record) -> dict agents, the router's hosts and HA state, DHCP bindings
     agents(cloud) -> list                 Neutron's agents and whether they are alive
+    down_services(cloud) -> list          Nova services down and Neutron agents not alive
 
 Runs inside the OpenStack venv (openstacksdk). From elsewhere:
     .venv-openstack/bin/python -m stackfleet.openstack.workflow \
@@ -181,8 +182,7 @@ def seed(cloud: Cloud, key_dir: Path, suffix: str = "") -> SeedRecord:
     mode = _router_mode(cloud)
     router = cloud.network.create_router(
         name=f"router{suffix}", external_gateway_info={"network_id": public.id},
-        # HA in both modes: a distributed router's SNAT is then a keepalived pair (HA SNAT).
-        is_ha=True, **({"is_distributed": True} if mode == "distributed" else {}))
+        **({"is_ha": True} if mode == "ha" else {"is_distributed": True}))
     cloud.network.add_interface_to_router(router, subnet_id=subnet.id)
 
     key_file = key_dir / f"myKey{suffix}.pem"
@@ -236,9 +236,8 @@ def verify(cloud: Cloud, record: SeedRecord) -> list[str]:
     router = cloud.network.find_router(record.router_id)
     check(router is not None, "router missing")
     if router is not None:
-        check(bool(router.is_ha), "router is no longer HA")
-        if record.router_mode == "distributed":
-            check(bool(router.is_distributed), "router is no longer distributed")
+        is_mode = router.is_ha if record.router_mode == "ha" else router.is_distributed
+        check(bool(is_mode), f"router is no longer {record.router_mode}")
     keypair = cloud.compute.find_keypair(record.keypair_name)
     check(keypair is not None and keypair.fingerprint == record.keypair_fingerprint,
           "keypair missing or changed")
@@ -343,6 +342,14 @@ def compute_services(cloud: Cloud) -> list[dict[str, Any]]:
             for s in cloud.compute.services(binary="nova-compute")]
 
 
+def down_services(cloud: Cloud) -> list[str]:
+    """Every Nova service whose state is down and every Neutron agent that is not alive, as
+    `BINARY on HOST`: after a failover there should be none (no ghost of a machine the
+    controller left, no agent that did not reconnect)."""
+    down = [f"{s.binary} on {s.host}" for s in cloud.compute.services() if s.state != "up"]
+    return down + [f"{a.binary} on {a.host}" for a in cloud.network.agents() if not a.is_alive]
+
+
 def add_floating_ip(cloud: Cloud, record: SeedRecord, server_id: str) -> str:
     """A new floating IP on the server's port, from the seeded public network."""
     fip = cloud.network.create_ip(floating_network_id=record.public_network_id,
@@ -390,8 +397,9 @@ def main(argv: list[str]) -> int:
         cloud.compute.delete_server(rest[0])
         cloud.compute.wait_for_delete(cloud.compute.get_server(rest[0]), wait=120)
         return 0
-    if command in ("servers", "compute-services"):
-        print(json.dumps(servers(cloud) if command == "servers" else compute_services(cloud)))
+    if command in ("servers", "compute-services", "down-services"):
+        print(json.dumps({"servers": servers, "compute-services": compute_services,
+                          "down-services": down_services}[command](cloud)))
         return 0
     if command == "add-floating-ip":  # add-floating-ip RECORD SERVER_ID
         print(add_floating_ip(cloud, SeedRecord.from_json(path.read_text()), rest[0]))
