@@ -25,7 +25,7 @@ from stackfleet.failover import patiently
 from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.openstack import network_failover, reach, router_state
-from stackfleet.openstack.admin import workflow
+from stackfleet.openstack.admin import wait_controller_ready, workflow
 from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
 from stackfleet.openstack.venv import default_venv
 from stackfleet.registry.store import Registry
@@ -243,12 +243,17 @@ def _fail_over(cloud: dict[str, object], fault: str, tmp_path: Path) -> Controll
     # The VIP moved with the role: what the user took before the fault still works, unedited.
     assert moved.address == VIP
     _credentials_still_work(before, _seeded(cloud)["server_id"])
-    # Powered on again (halt) or healed (partition), the old machine must not answer for the
-    # VIP: only the new controller's NIC does, as ARP from a third machine sees it.
-    lab = cloud["session"].ensure_up()  # type: ignore[attr-defined]
-    owners = _vip_owners(lab, next(m.name for m in lab.machines if m.role == "compute"))
-    assert owners == {_mac(moved.machine, MGMT_NIC)}, f"VIP owners {owners}; the controller runs on {moved.machine}"
     return moved
+
+
+def _only_the_controller_answers_for_the_vip(cloud: dict[str, object]) -> None:
+    """Powered on again (halt) or healed (partition), the old machine must not answer for the
+    VIP: only the controller's NIC does, as ARP from a third machine sees it."""
+    lab: LabInfo = cloud["session"].ensure_up()  # type: ignore[attr-defined]
+    on_link(lab, lambda link: wait_controller_ready(link, FAILOVER_TIMEOUT))
+    machine = str(on_link(lab, lambda link: link.controller())["machine"])
+    owners = _vip_owners(lab, next(m.name for m in lab.machines if m.role == "compute"))
+    assert owners == {_mac(machine, MGMT_NIC)}, f"VIP owners {owners}; the controller runs on {machine}"
 
 
 VIP = "192.168.10.10"  # the vip setting's default: the lab's management network
@@ -315,10 +320,12 @@ def _everything_intact(cloud: dict[str, object], moved: ControllerFailover) -> N
 
 def test_controller_halt_loses_nothing(cloud: dict[str, object], tmp_path: Path) -> None:
     _everything_intact(cloud, _fail_over(cloud, "halt", tmp_path))
+    _only_the_controller_answers_for_the_vip(cloud)
 
 
 def test_controller_partition_never_runs_two_databases(cloud: dict[str, object], tmp_path: Path) -> None:
     _everything_intact(cloud, _fail_over(cloud, "partition", tmp_path))
+    _only_the_controller_answers_for_the_vip(cloud)
     # Two failovers in: no ghost services of the machines that the controller left (one host
     # name for its services), and every agent reconnected to the new broker by itself.
     deadline = time.monotonic() + SERVICES_SETTLE
