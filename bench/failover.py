@@ -60,6 +60,7 @@ UNIT = UNITS / "examples" / "beacon.service"
 ROLES = ("controller.service", "network.service", "compute.service", "instance-ha.service")
 SECOND = "ha-bench-2"  # the second instance on the halted compute machine
 SSH_GOAL = 60.0
+API_GOAL, READY_GOAL = 12.0, 18.0  # controller failover, s after the machine dies (issue 8)
 SERVICES_SETTLE = 120.0  # Nova's service_down_time is 60 s; agents report every 10 s
 
 
@@ -268,9 +269,12 @@ def main() -> int:
         print(f"\n{'seconds after the halt':<28} {'min':>7} {'median':>7} {'max':>7}")
         for label, values in columns.items():
             print(summary(label, values))
-        worst = max(columns["all data verified"])
-        print("target: every API answers with all data within 30 s of the machine dying: "
-              f"{'met' if worst <= 30 else 'MISSED'} (worst {worst:.1f} s)")
+        apis = statistics.median(max(values) for values in
+                                 zip(*(v for k, v in columns.items() if k.endswith(" answers")), strict=True))
+        ready = statistics.median(columns["every service ready"])
+        print(f"goal (medians): every API answers within {API_GOAL:.0f} s ({apis:.1f}), every service "
+              f"ready within {READY_GOAL:.0f} s ({ready:.1f}): "
+              f"{'met' if apis <= API_GOAL and ready <= READY_GOAL else 'MISSED'}")
         return 0
     results = asyncio.run(rounds(args.rounds))
     print(f"\n{'seconds after the halt':<28} {'min':>7} {'median':>7} {'max':>7}")
