@@ -28,6 +28,22 @@ def test_record_lists_a_claim_once(tmp_path: Path) -> None:
     assert addresses.read(path) == [VIP]
 
 
+def test_add_lists_the_claim_before_it_adds_the_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = fake_ip(tmp_path, monkeypatch)
+    path = tmp_path / "addresses"
+    addresses.add(path, VIP)
+    assert addresses.read(path) == [VIP]
+    assert log.read_text().split(" ", 1)[1] == "address add 192.168.10.10/24 dev eth3\n"
+
+
+def test_add_says_why_ip_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_ip(tmp_path, monkeypatch, stderr="Cannot find device eth9", code=1)
+    path = tmp_path / "addresses"
+    with pytest.raises(addresses.AddressError, match="Cannot find device eth9"):
+        addresses.add(path, Claim("192.168.10.10/24", "eth9"))
+    assert addresses.read(path) == [Claim("192.168.10.10/24", "eth9")]  # released as a no-op later
+
+
 def test_release_deletes_each_address_then_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = fake_ip(tmp_path, monkeypatch)
     path = tmp_path / "addresses"

@@ -141,13 +141,14 @@ class Agent:
         for name in self.runtime.units():
             marker = self.config.hashes_dir / name
             unit = self.units.setdefault(name, r.UnitMemory())
+            status = self.runtime.status(name)
             if marker.exists():
                 launched, *flags = marker.read_text().split()
-                unit.launched_hash = r.adopted_launch(launched, self.runtime.status(name))
+                unit.launched_hash = r.adopted_launch(launched, status)
                 unit.exclusive = unit.holds_lock = "exclusive" in flags
                 unit.fence_on_lease_loss = "fence" in flags
             log.info("adopting %s left by an earlier agent", name)
-            if not self.runtime.status(name).shim_alive:
+            if not status.shim_alive:
                 # Its addresses would still answer on this machine, for a unit that another
                 # machine may run by now.
                 self.runtime.release_addresses(name)

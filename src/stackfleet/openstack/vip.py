@@ -60,20 +60,12 @@ def _ip_addresses() -> list[dict[str, object]]:
     return found
 
 
-def add(claim: Claim, claims: Path) -> None:
-    addresses.record(claims, claim)
-    done = subprocess.run(["ip", "address", "add", claim.interface, "dev", claim.device],
-                          capture_output=True, text=True)
-    if done.returncode != 0 and "File exists" not in done.stderr:
-        raise VipError(f"cannot add {claim.interface} to {claim.device}: {done.stderr.strip()}")
-
-
 @asynccontextmanager
 async def claimed(vip: str, machine_address: str, claims: Path,
                   say: Callable[[str], None]) -> AsyncIterator[Claim]:
     """The VIP on this machine while the body runs; released however the body ends."""
     claim = claim_for(vip, machine_address, _ip_addresses())
-    add(claim, claims)
+    addresses.add(claims, claim)
     say(f"claimed the VIP {claim.interface} on {claim.device}")
     # -U: unsolicited ARP, which updates the entries that neighbours hold for the VIP.
     garp = await asyncio.create_subprocess_exec(

@@ -72,6 +72,19 @@ def record(path: Path, claim: Claim) -> None:
         write_text_atomic(path, render([*claims, claim]))
 
 
+class AddressError(RuntimeError):
+    """An address could not be added; the message has `ip`'s own words."""
+
+
+def add(path: Path, claim: Claim) -> None:
+    """Lists the claim, then adds the address (already there counts as added)."""
+    record(path, claim)
+    done = subprocess.run(["ip", "address", "add", claim.interface, "dev", claim.device],
+                          capture_output=True, text=True)
+    if done.returncode != 0 and "File exists" not in done.stderr:
+        raise AddressError(f"cannot add {claim.interface} to {claim.device}: {done.stderr.strip()}")
+
+
 def release(path: Path) -> list[Claim]:
     """Deletes every listed address that is still on its interface, then the file; returns
     those it deleted."""
