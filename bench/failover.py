@@ -50,7 +50,7 @@ from stackfleet.openstack.compute_failover import (
     instances_on,
     nova,
 )
-from stackfleet.openstack.controller_failover import fail_over_controller, shared_record
+from stackfleet.openstack.controller_failover import SERVICES_SETTLE, fail_over_controller, shared_record, still_down
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
 from stackfleet.openstack.network_failover import back_as_backup, fail_over_network
 from stackfleet.registry.store import Registry
@@ -61,7 +61,6 @@ ROLES = ("controller.service", "network.service", "compute.service", "instance-h
 SECOND = "ha-bench-2"  # the second instance on the halted compute machine
 SSH_GOAL = 60.0
 API_GOAL, READY_GOAL = 12.0, 18.0  # controller failover, s after the machine dies (issue 8)
-SERVICES_SETTLE = 120.0  # Nova's service_down_time is 60 s; agents report every 10 s
 
 
 def stackfleet(*args: str) -> None:
@@ -163,23 +162,13 @@ async def openstack_rounds(count: int) -> dict[str, list[float]]:
             print(f"round {i + 1}: {moved.victim} -> {moved.machine}: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in rows), flush=True)
             await power_back(root, lab, registry, moved.victim)
-        print(f"after {count} failovers: " + services_settled(record, await admin_environment(link, moved.address)))
+        down = still_down(record, await admin_environment(link, moved.address))
+        print(f"after {count} failovers: " + (f"{len(down)} still down after {SERVICES_SETTLE:.0f} s: "
+                                              f"{', '.join(down)}" if down else
+                                              "no nova service down, every neutron agent alive"))
     finally:
         await registry.close()
     return columns
-
-
-def services_settled(record: Path, env: dict[str, str]) -> str:
-    """Waits until no Nova service is down and every Neutron agent is alive; says which stayed
-    down otherwise (a ghost of a machine the controller left would stay for ever)."""
-    deadline = time.monotonic() + SERVICES_SETTLE
-    while True:
-        down: list[str] = nova("down-services", record, env)
-        if not down:
-            return "no nova service down, every neutron agent alive"
-        if time.monotonic() > deadline:
-            return f"{len(down)} still down after {SERVICES_SETTLE:.0f} s: {', '.join(down)}"
-        time.sleep(5)
 
 
 async def beside_the_seeded_server(record: Path, env: dict[str, str], seeded: dict[str, str]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from stackfleet.lab import ops
 from stackfleet.lab.state import LabInfo
 from stackfleet.openstack import network_failover, reach, router_state
 from stackfleet.openstack.admin import wait_controller_ready, workflow
-from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller
+from stackfleet.openstack.controller_failover import ControllerFailover, fail_over_controller, still_down
 from stackfleet.openstack.venv import default_venv
 from stackfleet.registry.store import Registry
 
@@ -40,7 +40,6 @@ FAILOVER_TIMEOUT = 180.0
 # dropbear.
 SSH_TIMEOUT = 360.0
 TENANT_MTU = 1450     # VXLAN's 50 bytes off the tunnel network's 1500
-SERVICES_SETTLE = 120.0  # Nova's service_down_time is 60 s; agents report every 10 s
 
 if openstack_venv_missing():
     pytest.skip("needs the OpenStack venv (scripts/install-openstack)", allow_module_level=True)
@@ -328,12 +327,5 @@ def test_controller_partition_never_runs_two_databases(cloud: dict[str, object],
     _only_the_controller_answers_for_the_vip(cloud)
     # Two failovers in: no ghost services of the machines that the controller left (one host
     # name for its services), and every agent reconnected to the new broker by itself.
-    deadline = time.monotonic() + SERVICES_SETTLE
-    while True:
-        listed = workflow("down-services", cloud["record"], cloud["env"])  # type: ignore[arg-type]
-        assert listed.returncode == 0, listed.stderr
-        down = json.loads(listed.stdout.strip().splitlines()[-1])
-        if not down or time.monotonic() > deadline:
-            break
-        time.sleep(5)
+    down = still_down(cloud["record"], cloud["env"])  # type: ignore[arg-type]
     assert down == [], f"down after two controller failovers: {down}"

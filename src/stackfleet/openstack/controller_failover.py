@@ -10,9 +10,11 @@ from pathlib import Path
 from ..failover import FailoverTiming, measure_failover
 from ..registry.store import Registry
 from .admin import wait_apis, wait_controller_ready
+from .compute_failover import nova
 from .link import ClusterLink
 
 UNIT = "controller.service"
+SERVICES_SETTLE = 120.0  # Nova's service_down_time is 60 s; agents report every 10 s
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,17 @@ async def fail_over_controller(registry: Registry, link: ClusterLink, fault: Cal
     answered = await wait_apis(address, fault_at, timeout)
     now_at = await wait_controller_ready(link, timeout, not_on=victim)
     return ControllerFailover(victim, new.name, now_at, timing, answered, time.monotonic() - fault_at, fault_at)
+
+
+def still_down(record: Path, env: dict[str, str], timeout: float = SERVICES_SETTLE) -> list[str]:
+    """Waits until no Nova service is down and every Neutron agent is alive; what is still down
+    after `timeout` (a ghost of a machine the controller left would stay for ever)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        down: list[str] = nova("down-services", record, env)
+        if not down or time.monotonic() > deadline:
+            return down
+        time.sleep(5)
 
 
 def shared_record(shared: Path) -> Path:
