@@ -10,10 +10,11 @@ With --openstack the unit is controller.service with a seeded cloud: it also mea
 Keystone, Glance, Nova and Neutron each answer on the new controller, when every service is
 ready, and when the sample workflow's data has been verified intact (image bytes included).
 
-With --network it halts the network machine whose keepalived holds the seeded L3_HA router
-(primary), while the lab machine `outside` pings the server's floating IP every 0.1 s: the
-packets lost while the other network machine takes the router over, and when it reported
-itself primary.
+With --network it halts the network machine whose keepalived holds the seeded router (primary:
+L3_HA's router, or DVR's HA SNAT, per the cluster's HA_MODE), while the lab machine `outside`
+pings the server's floating IP every 0.1 s and a second server, without a floating IP, pings
+`outside` through the router's SNAT: the packets lost on each path while the other network
+machine takes the router over, and when it reported itself primary.
 
 With --compute it halts the compute machine that runs the seeded server and a second one booted
 beside it, each with a floating IP: when the machine was declared dead (detection), its guests
@@ -52,13 +53,15 @@ from stackfleet.openstack.compute_failover import (
 )
 from stackfleet.openstack.controller_failover import SERVICES_SETTLE, fail_over_controller, shared_record, still_down
 from stackfleet.openstack.etcdlink import EtcdClusterLink, key_file
-from stackfleet.openstack.network_failover import back_as_backup, fail_over_network
+from stackfleet.openstack.network_failover import back_as_backup, fail_over_network, guest_pinger, wait_through_snat
+from stackfleet.openstack.workflow import PUBLIC_GATEWAY
 from stackfleet.registry.store import Registry
 
 UNITS = Path(__file__).resolve().parents[1] / "units"
 UNIT = UNITS / "examples" / "beacon.service"
 ROLES = ("controller.service", "network.service", "compute.service", "instance-ha.service")
 SECOND = "ha-bench-2"  # the second instance on the halted compute machine
+SNAT_PEER = "snat-bench"  # a server without a floating IP, behind the router's SNAT
 SSH_GOAL = 60.0
 API_GOAL, READY_GOAL = 12.0, 18.0  # controller failover, s after the machine dies (issue 8)
 
@@ -122,16 +125,29 @@ async def seeded_cloud(link: EtcdClusterLink, shared: Path) -> dict[str, str]:
     return data
 
 
+def snat_peer(record: Path, env: dict[str, str], key: Path, fip: str) -> str:
+    """A fresh server without a floating IP, which reaches outside only through the router's SNAT:
+    its fixed IP, once it pings outside."""
+    for old in (s["id"] for s in nova("servers", record, env) if s["name"] == SNAT_PEER):  # an earlier run's
+        workflow("delete-server", record, env, old)
+    booted: dict[str, str] = nova("boot", record, env, SNAT_PEER)
+    wait_through_snat(key, fip, booted["fixed_ip"], PUBLIC_GATEWAY, 360)
+    return booted["fixed_ip"]
+
+
 async def network_rounds(count: int) -> dict[str, list[float]]:
     root, lab, registry, link = cloud_lab()
     network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}
     columns: dict[str, list[float]] = {}
     try:
         seeded = await seeded_cloud(link, Path(lab.shared_dir))
-        fip, router = seeded["floating_ip"], seeded["router_id"]
-        reach.wait_for_ssh(Path(seeded["key_file"]), fip, 180)
+        fip, router, key = seeded["floating_ip"], seeded["router_id"], Path(seeded["key_file"])
+        reach.wait_for_ssh(key, fip, 180)
+        env = await admin_environment(link, await wait_controller_ready(link, 600))
+        inside = snat_peer(shared_record(Path(lab.shared_dir)), env, key, fip)
         for i in range(count):
-            moved = fail_over_network(network, router, fip, lambda name: ops.halt(root, name))
+            moved = fail_over_network(network, router, fip, lambda name: ops.halt(root, name),
+                                      inside=lambda: guest_pinger(key, fip, inside, PUBLIC_GATEWAY))
             rows = moved.rows()
             for label, value in rows:
                 columns.setdefault(label, []).append(value)
@@ -230,7 +246,8 @@ def main() -> int:
     parser.add_argument("--openstack", action="store_true",
                         help="fail over the OpenStack controller (at least 3 rounds)")
     parser.add_argument("--network", action="store_true",
-                        help="halt the L3_HA router's primary network machine; floating-IP ping loss")
+                        help="halt the router's primary network machine (L3_HA, or DVR's HA SNAT); "
+                             "floating-IP and SNAT ping loss")
     parser.add_argument("--compute", action="store_true",
                         help="halt the compute machine of two instances; evacuation and ssh times")
     args = parser.parse_args()

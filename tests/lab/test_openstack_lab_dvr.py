@@ -1,10 +1,12 @@
 """The data-plane story again with HA_MODE=DVR: the compute machines run the L3 agent in `dvr`
-mode, and the floating IP leaves from the compute machine that runs the server.
+mode, and the floating IP leaves from the compute machine that runs the server; the router's SNAT
+is a keepalived pair on the network machines (HA SNAT), which survives the loss of one.
 
 Runs after test_openstack_lab.py on the same lab: it stops the roles, resets the shared data and
 sets HA_MODE=DVR, then seeds a cloud of its own; at the end it puts HA_MODE back."""
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,13 +17,15 @@ import pytest
 from stackfleet.lab import ops
 from stackfleet.openstack import network_failover, reach
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
+from stackfleet.openstack.workflow import PUBLIC_GATEWAY
 
 from . import test_openstack_lab as l3ha
 from .faults import cli, machine_processes
-from .test_openstack_lab import READY_TIMEOUT, UNITS, _seeded, on_link
+from .test_openstack_lab import READY_TIMEOUT, SSH_TIMEOUT, UNITS, _seeded, on_link
 
 pytestmark = [pytest.mark.lab, pytest.mark.openstack]
 ROLE_UNITS = ("controller.service", "network.service", "compute.service")
+OUTSIDE = PUBLIC_GATEWAY  # the lab machine outside: reached from a guest only through the router
 
 
 def _set_ha_mode(lab, mode: str) -> None:  # type: ignore[no-untyped-def]
@@ -68,6 +72,9 @@ test_the_guest_reaches_the_router_gateway_and_outside = \
     l3ha.test_the_guest_reaches_the_router_gateway_and_outside
 test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network = \
     l3ha.test_east_west_between_compute_machines_over_vxlan_on_the_tunnel_network
+# HA SNAT: the router's SNAT is a keepalived pair on the network machines, as L3_HA's router is.
+test_ha_snat_exactly_one_network_machine_holds_the_snat = \
+    l3ha.test_l3_ha_exactly_one_network_machine_holds_the_router
 
 
 @pytest.mark.timeout(60)
@@ -87,18 +94,37 @@ def _namespaces(lab, machine: str, role: str) -> str:  # type: ignore[no-untyped
                           capture_output=True, text=True, check=True).stdout
 
 
-@pytest.mark.timeout(420)
-def test_a_halt_of_the_snat_network_machine_leaves_the_floating_ip_answering(
+@pytest.mark.timeout(600)
+def test_a_halt_of_the_snat_primary_moves_the_snat_and_the_floating_ip_keeps_answering(
         cloud: dict[str, object]) -> None:
+    """HA SNAT: the router's SNAT is a keepalived pair on the network machines. A server without a
+    floating IP reaches outside only through it; the floating IP lives on the compute machine."""
     seeded = _seeded(cloud)
     lab = cloud["lab"]
-    snat = [m.name for m in lab.machines  # type: ignore[attr-defined]
-            if m.role == "network" and f"snat-{seeded['router_id']}" in _namespaces(lab, m.name, "network")]
-    assert len(snat) == 1, snat
-    seen = network_failover.ping_through(seeded["floating_ip"], lambda: ops.halt(Path(lab.root), snat[0]))
-    print(f"halted {snat[0]} (the router's SNAT): {seen.lost} of {seen.sent} pings to the floating IP "
-          f"lost ({seen.outage:.1f} s)")
-    # DVR: the floating IP lives on the server's compute machine, not on a network machine.
-    assert seen.answering and seen.outage < 1.0, seen
-    reach.wait_for_ssh(Path(seeded["key_file"]), seeded["floating_ip"], 60)
-    cloud["session"].ensure_up()  # type: ignore[attr-defined]
+    record, env = Path(cloud["record"]), cloud["env"]  # type: ignore[arg-type]
+    network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}  # type: ignore[attr-defined]
+    key, fip = Path(seeded["key_file"]), seeded["floating_ip"]
+    booted = workflow("boot", record, env, "snat-peer")  # type: ignore[arg-type]
+    assert booted.returncode == 0, booted.stdout + booted.stderr
+    peer = json.loads(booted.stdout.strip().splitlines()[-1])
+    try:
+        network_failover.wait_through_snat(key, fip, peer["fixed_ip"], OUTSIDE, SSH_TIMEOUT)
+        moved = network_failover.fail_over_network(
+            network, seeded["router_id"], fip, lambda name: ops.halt(Path(lab.root), name),  # type: ignore[attr-defined]
+            inside=lambda: network_failover.guest_pinger(key, fip, peer["fixed_ip"], OUTSIDE))
+        seen, snat = moved.pings, moved.snat
+        assert snat is not None
+        print(f"halted {moved.victim} (the SNAT's primary): {moved.new_primary} primary after "
+              f"{moved.took_over:.1f} s; floating IP: {seen.lost} of {seen.sent} pings lost "
+              f"({seen.outage:.1f} s); SNAT: {snat.lost} of {snat.sent} lost ({snat.outage:.1f} s), "
+              f"last loss about {snat.last_loss or 0:.1f} s after the halt")
+        assert moved.new_primary != moved.victim
+        # DVR: the floating IP lives on the server's compute machine, not on a network machine.
+        assert seen.answering and seen.outage < 1.0, seen
+        assert snat.answering, f"the SNAT did not come back on {moved.new_primary}: {snat}"
+        reach.wait_for_ssh(key, fip, 60)
+        cloud["session"].ensure_up()  # type: ignore[attr-defined]
+        # The returned machine must not take the SNAT back while the other one holds it.
+        network_failover.back_as_backup(network, seeded["router_id"], moved.victim, timeout=240)
+    finally:
+        workflow("delete-server", record, env, peer["id"])  # type: ignore[arg-type]

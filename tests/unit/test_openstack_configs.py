@@ -88,7 +88,7 @@ def test_vxlan_leaves_from_the_tunnel_address_and_agents_use_the_netdev_datapath
         "external:br-ex"
 
 
-@pytest.mark.parametrize("mode,distributed,ha", [("DVR", "true", "false"),
+@pytest.mark.parametrize("mode,distributed,ha", [("DVR", "true", "true"),
                                                  ("L3_HA", "false", "true")])
 def test_neutron_router_options_follow_ha_mode(mode, distributed, ha):
     neutron = ini(configs.neutron_conf(make_site(mode)))
@@ -157,7 +157,7 @@ def test_rabbitmq_user_comes_from_the_settings():
     assert "default_pass" not in configs.rabbitmq_conf(site)
 
 
-@pytest.mark.parametrize("mode,distributed,ha", [("L3_HA", False, True), ("DVR", True, False)])
+@pytest.mark.parametrize("mode,distributed,ha", [("L3_HA", False, True), ("DVR", True, True)])
 def test_horizon_gets_the_site_values_and_router_options_of_ha_mode(mode, distributed, ha):
     site = make_site(ha_mode=mode)
     data = json.loads(configs.horizon_dashboard_json(site))

@@ -1,6 +1,7 @@
 """The data plane's pure parts: libvirtd's namespace and config, br-phy's address, who runs which
 agent."""
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,16 @@ def test_ssh_goes_as_cirros_with_the_key_from_outside():
     argv = reach.outside_argv(reach.ssh_argv(Path("/s/myKey.pem"), "10.0.5.101", "true"))
     assert argv[:4] == ["ip", "netns", "exec", "outside"]
     assert argv[-3:] == ["/s/myKey.pem", "cirros@10.0.5.101", "true"]
+
+
+def test_a_server_without_a_floating_ip_is_reached_through_the_one_with_it():
+    argv = reach.ssh_via_argv(Path("/s/myKey.pem"), "10.0.5.101", "10.10.0.7", "true")
+    assert argv[-2:] == ["cirros@10.10.0.7", "true"]
+    proxy = next(a.split("=", 1)[1] for a in argv if a.startswith("ProxyCommand="))
+    # The jump gets the same key and options, and forwards to the fixed IP ssh was given (%h:%p).
+    words = shlex.split(proxy)
+    assert words[0] == "ssh" and words[-3:] == ["-W", "%h:%p", "cirros@10.0.5.101"]
+    assert "/s/myKey.pem" in words and "StrictHostKeyChecking=no" in words
 
 
 def test_keepalived_states_name_the_primary(tmp_path):

@@ -231,8 +231,10 @@ def neutron_conf(site: Site) -> str:
             "allow_overlapping_ips": True,
             "notify_nova_on_port_status_changes": True,
             "notify_nova_on_port_data_changes": True,
-            # HA_MODE is one setting; these two options follow from it and nothing else.
-            "router_distributed": dvr, "l3_ha": not dvr,
+            # HA_MODE is one setting; these two options follow from it and nothing else. Routers
+            # are HA in both modes: with DVR their SNAT is a keepalived pair on the network
+            # machines (HA SNAT), so that SNAT survives a network machine too.
+            "router_distributed": dvr, "l3_ha": True,
             "dhcp_agents_per_network": 2,
             "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN,
         },
@@ -361,7 +363,7 @@ def horizon_dashboard_json(site: Site) -> str:
         "keystone_url": url(site, "keystone", "/v3"),
         "memcached": f"{site.controller}:{port('memcached')}",
         # HA_MODE decides which kind of router the create form offers, as for Neutron itself.
-        "neutron_network": {"enable_router": True, "enable_ha_router": not dvr,
+        "neutron_network": {"enable_router": True, "enable_ha_router": True,
                             "enable_distributed_router": dvr},
     }, indent=2) + "\n"
 

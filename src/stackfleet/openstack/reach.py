@@ -7,6 +7,7 @@ network namespace, as `stackfleet lab exec outside -- ...` does.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import time
 from collections.abc import Sequence
@@ -25,6 +26,15 @@ RECEIVED = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
 
 def ssh_argv(key: Path, address: str, command: str) -> list[str]:
     return ["ssh", *SSH_OPTIONS, "-i", str(key), f"{GUEST_USER}@{address}", command]
+
+
+def ssh_via_argv(key: Path, jump: str, address: str, command: str) -> list[str]:
+    """ssh to a server that has no floating IP (`address`, its fixed IP) through the one at `jump`
+    (its floating IP): the guest's dropbear forwards the TCP connection (`ssh -W`). ProxyCommand
+    rather than -J, which would not pass the key and options on to the jump."""
+    proxy = shlex.join(["ssh", *SSH_OPTIONS, "-i", str(key), "-W", "%h:%p", f"{GUEST_USER}@{jump}"])
+    return ["ssh", *SSH_OPTIONS, "-o", f"ProxyCommand={proxy}", "-i", str(key),
+            f"{GUEST_USER}@{address}", command]
 
 
 def ping_argv(address: str, count: int = 3, interval: float = 0.2, wait: int = 2) -> list[str]:

@@ -1,7 +1,8 @@
-"""Which network machine holds an L3_HA router, as keepalived itself says: the L3 agent writes
-keepalived's state ("primary" or "backup") to STATE/network/neutron/ha_confs/ROUTER_ID/state on
-each machine that hosts the router. Neutron's API reports the same with a delay, and it said
-"one active" during the split brain that these files showed (issue 11)."""
+"""Which network machine holds an HA router (L3_HA's router, or DVR's HA SNAT), as keepalived
+itself says: the L3 agent writes keepalived's state ("primary" or "backup") to
+STATE/network/neutron/ha_confs/ROUTER_ID/state on each machine that hosts the router. Neutron's
+API reports the same with a delay, and it said "one active" during the split brain that these
+files showed (issue 11)."""
 from __future__ import annotations
 
 from collections.abc import Mapping

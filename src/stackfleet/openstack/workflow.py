@@ -182,7 +182,8 @@ def seed(cloud: Cloud, key_dir: Path, suffix: str = "") -> SeedRecord:
     mode = _router_mode(cloud)
     router = cloud.network.create_router(
         name=f"router{suffix}", external_gateway_info={"network_id": public.id},
-        **({"is_ha": True} if mode == "ha" else {"is_distributed": True}))
+        # HA in both modes: a distributed router's SNAT is then a keepalived pair (HA SNAT).
+        is_ha=True, **({"is_distributed": True} if mode == "distributed" else {}))
     cloud.network.add_interface_to_router(router, subnet_id=subnet.id)
 
     key_file = key_dir / f"myKey{suffix}.pem"
@@ -236,8 +237,9 @@ def verify(cloud: Cloud, record: SeedRecord) -> list[str]:
     router = cloud.network.find_router(record.router_id)
     check(router is not None, "router missing")
     if router is not None:
-        is_mode = router.is_ha if record.router_mode == "ha" else router.is_distributed
-        check(bool(is_mode), f"router is no longer {record.router_mode}")
+        check(bool(router.is_ha), "router is no longer HA")
+        if record.router_mode == "distributed":
+            check(bool(router.is_distributed), "router is no longer distributed")
     keypair = cloud.compute.find_keypair(record.keypair_name)
     check(keypair is not None and keypair.fingerprint == record.keypair_fingerprint,
           "keypair missing or changed")
