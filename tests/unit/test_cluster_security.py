@@ -2,7 +2,9 @@
 picks, and what a unit sees of the credentials."""
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,10 @@ from stackfleet.agent.unitaccess import UnitAccess, wants_etcd
 from stackfleet.cli.main import command_verb
 from stackfleet.clusterpki import ClusterPKI, Roster, read_roster
 from stackfleet.registry import access
-from stackfleet.registry.keys import KeySchema
+from stackfleet.registry.keys import KeySchema, prefix_end
+from stackfleet.registry.store import Registry
 from stackfleet.registry.tlsfiles import CertFiles, TLSConfigError, TLSFiles
+from stackfleet.registry.watch import WatchUpdate
 from stackfleet.unit import parse_unit
 
 KEYS = KeySchema()
@@ -50,6 +54,44 @@ def test_an_agent_may_write_its_own_keys_and_nothing_that_decides_what_runs() ->
     assert writable(policy, units, KEYS.setting("ADMIN_PASSWORD"))
     assert not writable(policy, units, KEYS.schedule(M, "a.service"))
     assert writable(policy, access.ROOT, KEYS.job("a.service"))
+
+
+def readable_range(policy: access.Policy, user: str, key: bytes, range_end: bytes) -> bool:
+    """Whether etcd would let `user` read [key, range_end): one of its grants covers the whole range
+    (etcd checks a range against each granted range; an exact grant covers that key alone)."""
+    roles = {r.name: r for r in policy.roles}
+    [entry] = [u for u in policy.users if u.name == user]
+    return any(g.kind in (access.READ, access.READWRITE) and
+               (g.key <= key and range_end <= g.range_end if g.prefix else (key, range_end) == (g.key, b""))
+               for name in entry.roles for g in roles[name].grants)
+
+
+def test_the_engine_may_read_every_prefix_it_watches() -> None:
+    """The standby engines' watch of the leader once needed a range that only an exact grant
+    covered: each pass was refused, and they started over twice a second."""
+    watched: list[bytes] = []
+
+    async def recorded(prefix: bytes) -> AsyncIterator[WatchUpdate]:
+        watched.append(prefix)
+        return
+        yield  # an async generator that ends at once: no call reaches etcd
+
+    async def drain(changes: AsyncIterator[object]) -> None:
+        async for _ in changes:
+            pass
+
+    registry = Registry(conn=None, prefix=KEYS.prefix)  # type: ignore[arg-type]
+    registry.watch = recorded  # type: ignore[method-assign]
+    for watch in (registry.watch_leader, registry.watch_machines, registry.watch_jobs,
+                  registry.watch_schedule, registry.watch_reasons):
+        asyncio.run(drain(watch()))
+    assert len(watched) == 5
+    policy = access.policy(KEYS, [M], ["controller-01"])
+    engine = access.engine_user("controller-01")
+    for prefix in watched:
+        assert readable_range(policy, engine, prefix, prefix_end(prefix)), prefix
+    settings = KEYS.settings()
+    assert not readable_range(policy, engine, settings, prefix_end(settings))  # the check can fail
 
 
 def test_a_prefix_grant_ends_where_etcd_ends_the_range() -> None:

@@ -89,7 +89,10 @@ def shared_roles(keys: KeySchema) -> tuple[Role, ...]:
             Grant(READ, keys.jobs(), prefix=True),
             Grant(READWRITE, keys.schedules(), prefix=True),
             Grant(READWRITE, keys.reasons(), prefix=True),
-            Grant(READWRITE, keys.leader()),
+            # A prefix, not the key alone: a standby's watch of the leader reads it as a range
+            # (watch.py), which etcd refused with only the key granted; the standbys then
+            # started over twice a second, a new lease each time (issue 9's idle writes).
+            Grant(READWRITE, keys.leader(), prefix=True),
             Grant(READWRITE, keys.events(), prefix=True),
         )),
         Role(UNITS_ROLE, (
