@@ -17,6 +17,7 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ from stackfleet.openstack.venv import default_venv
 from stackfleet.registry.store import Registry
 
 # READY_TIMEOUT and UNITS as well: test_openstack_lab_dvr.py imports them from here.
+from tests.openstack.browser import ARTIFACTS, Browser, chromium_missing
+
 from .faults import cli
 from .openstack_cloud import READY_TIMEOUT, UNITS, on_link, openstack_venv_missing  # noqa: F401
 
@@ -317,9 +320,45 @@ def _everything_intact(cloud: dict[str, object], moved: ControllerFailover) -> N
     reach.wait_for_ssh(Path(seeded["key_file"]), seeded["floating_ip"], 60)
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One chromium for the module: it stays open on the dashboard while the controller moves."""
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+    opened = Browser(ARTIFACTS)
+    yield opened
+    opened.quit()
+    for shot in opened.shots:
+        print(f"screenshot {shot}")
+
+
+def _admin(cloud: dict[str, object]) -> tuple[str, str]:
+    env: dict[str, str] = cloud["env"]  # type: ignore[assignment]
+    return env["OS_USERNAME"], env["OS_PASSWORD"]
+
+
+@pytest.mark.timeout(300)
+def test_the_dashboard_at_the_vip_lists_the_seeded_server(cloud: dict[str, object], browser: Browser) -> None:
+    user, password = _admin(cloud)
+    row = browser.lists_the_server(f"http://{VIP}", user, password, _seeded(cloud)["server_id"], "lab-1-at-vip")
+    print(f"dashboard at http://{VIP}/: {row}")
+
+
 def test_controller_halt_loses_nothing(cloud: dict[str, object], tmp_path: Path) -> None:
     _everything_intact(cloud, _fail_over(cloud, "halt", tmp_path))
     _only_the_controller_answers_for_the_vip(cloud)
+
+
+@pytest.mark.timeout(300)
+def test_the_same_dashboard_page_lists_the_server_again_after_the_controller_halt(
+        cloud: dict[str, object], browser: Browser) -> None:
+    """The page left open before the halt, at the same URL (the VIP), reloaded on the new
+    controller: a login again (sessions were in the old machine's memcached), the same server."""
+    user, password = _admin(cloud)
+    assert browser.driver.current_url.startswith(f"http://{VIP}/project/instances"), browser.driver.current_url
+    row = browser.reload_lists_the_server(user, password, _seeded(cloud)["server_id"], "lab-2-at-vip-after-halt")
+    print(f"dashboard at the same URL after the halt: {row}")
 
 
 def test_controller_partition_never_runs_two_databases(cloud: dict[str, object], tmp_path: Path) -> None:

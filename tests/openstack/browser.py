@@ -49,15 +49,18 @@ class Browser:
     def log_in(self, base: str, user: str, password: str, step: str) -> None:
         """Horizon's login form: `username`, `password`, then the Sign In button."""
         self.driver.get(f"{base}/auth/login/")
-        self.wait_for("input[name=username]").send_keys(user)
-        self.wait_for("input[name=password]").send_keys(password)
-        self.shot(f"{step}-1-login")
-        self.wait_for("#loginBtn").click()
+        self._sign_in(user, password, f"{step}-1-login")
         try:
             WebDriverWait(self.driver, PAGE_TIMEOUT).until(
                 lambda d: "/auth/login" not in d.current_url)
         finally:
             self.shot(f"{step}-2-logged-in")
+
+    def _sign_in(self, user: str, password: str, shot: str) -> None:
+        self.wait_for("input[name=username]").send_keys(user)
+        self.wait_for("input[name=password]").send_keys(password)
+        self.shot(shot)
+        self.wait_for("#loginBtn").click()
 
     def open_instances(self, step: str) -> str:
         """Project -> Compute -> Instances through the side menu's link; returns the table text."""
@@ -68,5 +71,35 @@ class Browser:
         self.shot(f"{step}-3-instances")
         return str(table.text)
 
+    def lists_the_server(self, base: str, user: str, password: str, server_id: str, step: str) -> str:
+        """Logs in at BASE and opens Project -> Compute -> Instances, where the server must be
+        listed and active: its row's text."""
+        self.log_in(base, user, password, step)
+        table = self.open_instances(step)
+        row = self.wait_for(f"tr[data-object-id='{server_id}']")
+        assert "Active" in row.text, table
+        return str(row.text)
+
+    def reload_lists_the_server(self, user: str, password: str, server_id: str, step: str) -> str:
+        """The page that is still open, reloaded: Horizon asks for a login again if the session
+        is gone (a new controller's memcached), and then shows the same page."""
+        self.driver.refresh()
+        WebDriverWait(self.driver, PAGE_TIMEOUT).until(
+            lambda d: "/auth/login" in d.current_url or d.find_elements(By.CSS_SELECTOR, "table#instances"))
+        if "/auth/login" in self.driver.current_url:
+            self._sign_in(user, password, f"{step}-1-login-again")
+        row = self.wait_for(f"tr[data-object-id='{server_id}']")
+        self.shot(f"{step}-2-instances")
+        assert "/project/instances/" in self.driver.current_url, self.driver.current_url
+        assert "Active" in row.text, row.text
+        return str(row.text)
+
     def quit(self) -> None:
         self.driver.quit()
+
+
+def chromium_missing() -> str | None:
+    for tool in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(tool, os.X_OK):
+            return f"needs {tool}: run scripts/install (chromium, chromium-driver)"
+    return None

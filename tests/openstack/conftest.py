@@ -204,9 +204,9 @@ def browser():
     reason = _missing()
     if reason:
         pytest.skip(reason)
-    for tool in (browser_mod.CHROMIUM, browser_mod.CHROMEDRIVER):
-        if not os.access(tool, os.X_OK):
-            pytest.skip(f"needs {tool}: run scripts/install (chromium, chromium-driver)")
+    reason = browser_mod.chromium_missing()
+    if reason:
+        pytest.skip(reason)
     b = browser_mod.Browser(browser_mod.ARTIFACTS)
     yield b
     b.quit()

@@ -125,8 +125,9 @@ def test_the_controller_moves_to_another_address_and_compute_follows(cloud):
 
 
 def test_the_dashboard_at_the_new_address_lists_the_same_server(cloud, browser):
-    """The browser, still open from before the move, logs in again at the new address. (The same
-    URL would keep working with the virtual IP that follows the controller, not built yet.)"""
+    """The browser, still open from before the move, logs in again at the new address. (This
+    one-host cloud runs with `vip none`; the lab's test_openstack_lab.py reloads the same URL, the
+    VIP, after a controller halt.)"""
     assert cloud.published()["ready"]["horizon"] is True
     the_dashboard_lists_the_server(cloud, browser, "127.0.0.2", "roles-2-at-127.0.0.2")
 
