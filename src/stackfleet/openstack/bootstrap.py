@@ -150,11 +150,7 @@ def syncs(site: Site) -> None:
     if schemas_current(site):
         say("schemas are current for this install: skipping the schema syncs")
         return
-    gconf = ["--config-file", conf(site, "glance", "glance-api.conf")]
-    run(site, "glance-manage", *gconf, "db_sync")
-    # Glance's metadata definitions (the catalog of image properties that Horizon and tempest
-    # read): db_sync creates their tables empty. A namespace that is there already is skipped.
-    run(site, "glance-manage", *gconf, "db_load_metadefs", str(site.venv / "etc/glance/metadefs"))
+    run(site, "glance-manage", "--config-file", conf(site, "glance", "glance-api.conf"), "db_sync")
     run(site, "placement-manage", "--config-file", conf(site, "placement", "placement.conf"),
         "db", "sync")
     nconf = ["--config-file", conf(site, "nova", "nova.conf")]

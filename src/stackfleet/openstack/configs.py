@@ -115,10 +115,7 @@ def keystone_conf(site: Site) -> str:
 
 def glance_api_conf(site: Site) -> str:
     return render_ini({
-        # Import only by upload: web-download needs the internet, copy-image a second store, and
-        # an advertised method that cannot work leaves its imports hanging.
-        "DEFAULT": {"enabled_backends": "fs:file", "bind_host": site.address,
-                    "enabled_import_methods": "glance-direct"},
+        "DEFAULT": {"enabled_backends": "fs:file", "bind_host": site.address},
         "database": {"connection": db_url(site, "glance", "glance", "glance_db_password")},
         "glance_store": {"default_backend": "fs"},
         "fs": {"filesystem_store_datadir": site.shared.glance_images},
