@@ -6,7 +6,6 @@ Runs after test_openstack_lab.py on the same lab: it stops the roles, resets the
 sets HA_MODE=DVR, then seeds a cloud of its own; at the end it puts HA_MODE back."""
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from stackfleet.lab import ops
 from stackfleet.openstack import network_failover, reach
 from stackfleet.openstack.admin import admin_environment, wait_controller_ready, workflow
+from stackfleet.openstack.compute_failover import nova
 from stackfleet.openstack.workflow import PUBLIC_GATEWAY
 
 from . import test_openstack_lab as l3ha
@@ -104,9 +104,7 @@ def test_a_halt_of_the_snat_primary_moves_the_snat_and_the_floating_ip_keeps_ans
     record, env = Path(cloud["record"]), cloud["env"]  # type: ignore[arg-type]
     network = {m.name: Path(m.state_dir) for m in lab.machines if m.role == "network"}  # type: ignore[attr-defined]
     key, fip = Path(seeded["key_file"]), seeded["floating_ip"]
-    booted = workflow("boot", record, env, "snat-peer")  # type: ignore[arg-type]
-    assert booted.returncode == 0, booted.stdout + booted.stderr
-    peer = json.loads(booted.stdout.strip().splitlines()[-1])
+    peer = nova("boot", record, env, "snat-peer")  # type: ignore[arg-type]
     try:
         network_failover.wait_through_snat(key, fip, peer["fixed_ip"], OUTSIDE, SSH_TIMEOUT)
         moved = network_failover.fail_over_network(
